@@ -1,0 +1,56 @@
+"""The instance-level audit as a pipeline of small blocks:
+key set -> query suspect -> measure -> score -> verdict."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attribcheck.audit import score
+from attribcheck.audit.reconstruct import reconstruction_distances
+from attribcheck.audit.verdict import Verdict, decide
+from attribcheck.keys.keyset import KeySet
+from attribcheck.metrics.distance import get_distance
+from attribcheck.models.generator import Generator
+
+
+def null_rate(keyset: KeySet, delta_0: float | None = None) -> float:
+    """p0 from reference models' distances on the keys: held-out calibration models when the
+    key set has them (selection references were filtered to miss every key, so they are
+    biased low), an upper confidence bound either way."""
+    delta_0 = keyset.delta_0 if delta_0 is None else delta_0
+    roles = keyset.reference_roles
+    names = [n for n, r in roles.items() if r == "calibration"] or list(roles)
+    hits = sum(score.matches(np.array([k.r_references[n] for k in keyset.keys]), delta_0) for n in names)
+    return score.p0_upper(hits, len(names) * len(keyset), len(keyset))
+
+
+@dataclass
+class Auditor:
+    keyset: KeySet
+    alpha: float = 0.01
+    delta_0: float | None = None  # default: the key set's
+    p0: float | None = None  # default: estimated from the key set's reference models
+
+    def __post_init__(self):
+        if self.delta_0 is None:
+            self.delta_0 = self.keyset.delta_0
+        if self.p0 is None:
+            self.p0 = null_rate(self.keyset, self.delta_0)
+        self.distance = get_distance(self.keyset.distance)
+
+    def measure(self, suspect: Generator) -> np.ndarray:
+        return reconstruction_distances(suspect, self.keyset.captions, self.keyset.images,
+                                        self.keyset.query_seeds, self.distance)
+
+    def score(self, name: str, distances: np.ndarray) -> Verdict:
+        k = len(distances)
+        m = score.matches(distances, self.delta_0)
+        c = m / k if k else 0.0
+        p = score.p_value(m, k, self.p0)
+        return Verdict(name=name, verdict=decide(c, p, self.alpha, self.p0), conf=c, matches=m, k=k,
+                       p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
+                       strategy=self.keyset.strategy, distances=[float(x) for x in distances])
+
+    def audit(self, suspect: Generator, name: str | None = None) -> Verdict:
+        return self.score(name or getattr(suspect, "name", "suspect"), self.measure(suspect))

@@ -1,0 +1,43 @@
+"""The three-state verdict and the record that carries its evidence."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+ATTRIBUTED, INCONCLUSIVE, CLEAN = "attributed", "inconclusive", "clean"
+EXPECTED_VERDICT = {"infringing": ATTRIBUTED, "innocent": CLEAN}
+
+
+@dataclass
+class Verdict:
+    name: str
+    verdict: str
+    conf: float
+    matches: int
+    k: int
+    p0: float
+    p_value: float
+    alpha: float
+    delta_0: float
+    strategy: str
+    distances: list[float] = field(default_factory=list)
+
+    def to_dict(self, with_distances: bool = True) -> dict:
+        d = asdict(self)
+        if not with_distances:
+            d.pop("distances")
+        return d
+
+    def summary(self) -> str:
+        return (f"{self.name}: {self.verdict} (conf={self.conf:.3f}, m/K={self.matches}/{self.k}, "
+                f"p={self.p_value:.3g}, p0={self.p0:.3f}, alpha={self.alpha}, "
+                f"delta_0={self.delta_0}, keys={self.strategy})")
+
+
+def decide(conf: float, p_value: float, alpha: float, innocent_level: float) -> str:
+    """attributed when the binomial test rejects 'innocent' at alpha; clean when the suspect
+    reproduces no more than innocent reference models do; inconclusive in between."""
+    if p_value < alpha:
+        return ATTRIBUTED
+    if conf <= innocent_level:
+        return CLEAN
+    return INCONCLUSIVE

@@ -1,0 +1,254 @@
+"""`attribcheck world build`: the seeded, resumable recipe for the tiny world.
+
+Each model folder gets a `.done` marker when finished, so a killed build continues where it
+stopped. Components every model shares (the VAE, the tokenizer, a dataset's text encoder)
+are stored once and linked, which keeps the committed world inside its size budget.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from attribcheck.world.config import WorldConfig
+from attribcheck.world.layout import (WorldLayout, infringer_name, innocent_name, is_done,
+                                      mark_done)
+
+
+def _log(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).log(msg)
+
+
+def _quiet() -> None:
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def make_splits(cfg: WorldConfig, n: int, seed: int) -> dict[str, list[int]]:
+    sizes = {"pretrain": cfg.pretrain_size, "source": cfg.source_size, "domain_extra": cfg.domain_extra,
+             "real": cfg.real_pool}
+    if sum(sizes.values()) > n:
+        raise ValueError(f"the world's splits need {sum(sizes.values())} samples; the dataset has {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    out, start = {}, 0
+    for name, size in sizes.items():
+        out[name] = sorted(int(i) for i in perm[start:start + size])
+        start += size
+    return out
+
+
+def link_shared(pipeline_dir: Path, component: str, target: Path) -> None:
+    """Replace a saved component folder by a relative symlink to the shared copy."""
+    dst = pipeline_dir / component
+    if dst.is_symlink() or dst.exists():
+        shutil.rmtree(dst) if dst.is_dir() and not dst.is_symlink() else dst.unlink()
+    dst.symlink_to(os.path.relpath(target, pipeline_dir))
+
+
+class WorldBuilder:
+    def __init__(self, root: str | Path, cfg: WorldConfig | None = None):
+        self.layout = WorldLayout(Path(root))
+        self.cfg = cfg or WorldConfig()
+        self.seed_base = self.cfg.seed * 1000
+
+    # --- shared parts -------------------------------------------------------------------
+    def data(self, dataset: str):
+        from attribcheck.data import load_builtin
+
+        data = load_builtin(dataset, side=self.cfg.side)
+        path = self.layout.splits(dataset)
+        if not path.exists():  # stored as sample ids, so a reordered loader cannot shift them
+            idx = make_splits(self.cfg, len(data), self.cfg.seed + sum(map(ord, dataset)))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({k: [data.ids[i] for i in v] for k, v in idx.items()}))
+        position = {sid: i for i, sid in enumerate(data.ids)}
+        splits = json.loads(path.read_text())
+        return data, {k: data.subset([position[sid] for sid in v]) for k, v in splits.items()}
+
+    def shared(self):
+        """The one tiny VAE (trained on every dataset's pre-training pool) and the tokenizer."""
+        import torch
+
+        from attribcheck.models.tiny import TinyConfig, build_vae
+        from attribcheck.models.tokenizer import write_char_vocab
+        from attribcheck.train.vae import train_vae
+
+        out = self.layout.shared
+        if is_done(out):
+            return
+        tiny = TinyConfig(image_size=self.cfg.side, seed=self.cfg.seed)
+        write_char_vocab(out / "tokenizer", tiny.max_length)
+        pools = [self.data(d)[1]["pretrain"].images for d in self.cfg.datasets]
+        torch.manual_seed(self.cfg.seed)
+        vae, rms = train_vae(build_vae(tiny), np.concatenate(pools), steps=self.cfg.vae_steps,
+                             seed=self.cfg.seed, progress=True)
+        vae.save_pretrained(str(out / "vae"), safe_serialization=True)
+        tiny.save(out / "tiny_config.json")
+        (out / "vae_report.json").write_text(json.dumps({"reconstruction_rms": rms}))
+        _log(f"shared VAE: reconstruction RMS {rms:.4f}")
+        mark_done(out)
+
+    def _link(self, folder: Path, dataset: str) -> None:
+        link_shared(folder, "vae", self.layout.shared / "vae")
+        link_shared(folder, "tokenizer", self.layout.shared / "tokenizer")
+        if folder != self.layout.model(dataset, "base"):
+            link_shared(folder, "text_encoder", self.layout.model(dataset, "base") / "text_encoder")
+
+    # --- models -------------------------------------------------------------------------
+    def base(self, dataset: str, pool) -> Path:
+        """'Pre-training': UNet and text encoder from scratch on the broad pool."""
+        import torch
+        from diffusers import AutoencoderKL, DDPMScheduler
+
+        from attribcheck.models.tiny import TinyConfig, build_pipeline
+        from attribcheck.train.finetune import FinetuneConfig, encode_captions, encode_images, train_unet
+
+        out = self.layout.model(dataset, "base")
+        if is_done(out):
+            return out
+        tiny = TinyConfig.load(self.layout.shared / "tiny_config.json")
+        vae = AutoencoderKL.from_pretrained(str(self.layout.shared / "vae"))
+        pipe = build_pipeline(tiny, str(out / "_tok"), vae=vae)
+        cfg = FinetuneConfig(steps=self.cfg.base_steps, learning_rate=self.cfg.base_lr,
+                             seed=self.seed_base + 1, resolution=self.cfg.side)
+        images = pool.images
+        tok = pipe.tokenizer(pool.captions, padding="max_length", truncation=True,
+                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
+        latents = encode_images(pipe.vae, images)
+        null = encode_captions(pipe.tokenizer, pipe.text_encoder, [""])
+        noise = DDPMScheduler.from_config(pipe.scheduler.config)
+        train_unet(pipe.unet, noise, latents, None, null, cfg, progress=True,
+                   text_encoder=pipe.text_encoder, token_ids=tok)
+        pipe.unet.to(torch.float16)
+        pipe.save_pretrained(str(out), safe_serialization=True)
+        shutil.rmtree(out / "_tok", ignore_errors=True)
+        cfg.save(out / "finetune_config.json")
+        self._link(out, dataset)
+        mark_done(out)
+        return out
+
+    def finetune(self, dataset: str, name: str, train_set, steps: int, lr: float, seed: int) -> Path:
+        from attribcheck.train.finetune import FinetuneConfig, finetune
+
+        out = self.layout.model(dataset, name)
+        if is_done(out):
+            return out
+        _log(f"{dataset}/{name}: fine-tuning on {len(train_set)} pairs, {steps} steps")
+        cfg = FinetuneConfig(steps=steps, learning_rate=lr, seed=seed, resolution=self.cfg.side)
+        finetune(self.layout.model(dataset, "base"), train_set, cfg, out)
+        (out / "train_set.json").write_text(json.dumps({"ids": train_set.ids}, indent=0))
+        self._link(out, dataset)
+        mark_done(out)
+        return out
+
+    def generator(self, dataset: str, name: str):
+        from attribcheck.models.diffusers_generator import DiffusersGenerator
+
+        return DiffusersGenerator.from_path(self.layout.model(dataset, name), self.sampler(), name)
+
+    def sampler(self):
+        from attribcheck.models.generator import SamplerConfig
+
+        return SamplerConfig(steps=self.cfg.sampler_steps, guidance_scale=1.0)
+
+    def source_generations(self, dataset: str, prompts: list[str]) -> np.ndarray:
+        """What an infringer collects: the source's images for its domain's prompts."""
+        from attribcheck.models.generator import generate_grid
+
+        path = self.layout.dataset(dataset) / "source_generations.npz"
+        if path.exists():
+            return np.load(path)["images"].astype(np.float32) / 255
+        seeds = [50_000 + j for j in range(self.cfg.generation_seeds)]
+        grid = generate_grid(self.generator(dataset, "source"), prompts, seeds)
+        np.savez_compressed(path, images=np.round(grid * 255).astype(np.uint8), prompts=np.array(prompts))
+        return np.round(grid * 255) / 255
+
+    # --- the world ----------------------------------------------------------------------
+    def suspect_plan(self, splits) -> list[tuple[str, object, int]]:
+        """(name, training set, seed) for every fine-tuned model besides the source."""
+        from attribcheck.train.mix import generated_dataset, mix
+
+        c = self.cfg
+        real, d_s = splits["real"], splits["source"]
+        gens = generated_dataset(self.domain_prompts(splits), self._grid)
+        plan = []
+        for rho in c.rhos:
+            for s in c.suspect_seeds:
+                seed = self.seed_base + 100 + int(rho * 10) * 10 + s
+                plan.append((infringer_name(rho, s), mix(real, gens, c.suspect_size, rho, seed), seed))
+        for s in c.innocent_seeds:
+            seed = self.seed_base + 200 + s
+            plan.append((innocent_name(s), mix(real, gens, c.suspect_size, 0.0, seed), seed))
+        # An innocent whose real data overlaps the source's own fine-tuning set.
+        seed = self.seed_base + 300
+        n_overlap = int(round(c.overlap_share * c.suspect_size))
+        overlap = d_s.subset(np.random.default_rng(seed).choice(len(d_s), min(n_overlap, len(d_s)), replace=False))
+        rest = mix(real, gens, c.suspect_size - len(overlap), 0.0, seed)
+        plan.append((innocent_name(0, overlap=True), overlap.concat(rest), seed))
+        # Reference models (the owner's): an innocent for filtering, a twin of the source
+        # (D_S, another seed: what any model trained on D_S reproduces is not evidence), and
+        # a held-out innocent to calibrate p0.
+        plan.append(("ref-innocent", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 400), self.seed_base + 400))
+        plan.append(("ref-twin", d_s, self.seed_base + 401))
+        plan.append(("ref-calibration", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 402), self.seed_base + 402))
+        return plan
+
+    def domain_prompts(self, splits) -> list[str]:
+        return list(splits["source"].captions) + list(splits["domain_extra"].captions)
+
+    def keys(self, dataset: str, splits) -> None:
+        from attribcheck.keys.select import SelectionContext, get_selector
+        from attribcheck.metrics.distance import get_distance
+
+        c = self.cfg
+        todo = [s for s in ("detection", "generation", "random") if not (self.layout.keys(dataset, s) / "keyset.json").exists()]
+        if not todo:
+            return
+        ctx = SelectionContext(
+            source=self.generator(dataset, "source"),
+            references={n: self.generator(dataset, n) for n in ("base", "ref-innocent", "ref-twin")},
+            calibration={"ref-calibration": self.generator(dataset, "ref-calibration")},
+            sampler=self.sampler(), distance=get_distance("rms"), delta_0=c.delta_0, query_seeds=c.query_seeds)
+        pools = {"detection": splits["source"], "random": splits["source"],
+                 "generation": self.domain_prompts(splits)}
+        for strategy in todo:
+            # Strategy 1 and 2 keep every key that passes (best margin first): K = c.k by
+            # default, and the K-ablation takes prefixes.
+            k = c.k if strategy == "random" else 10_000
+            ks = get_selector(strategy, k=k).select(ctx, pools[strategy])
+            ks.save(self.layout.keys(dataset, strategy))
+            _log(f"{dataset}: {strategy} keys: {len(ks)} of {ks.candidates} candidates")
+
+    def build_dataset(self, dataset: str) -> None:
+        _, splits = self.data(dataset)
+        self.base(dataset, splits["pretrain"])
+        c = self.cfg
+        self.finetune(dataset, "source", splits["source"], c.source_steps, c.source_lr, self.seed_base + 2)
+        self._grid = self.source_generations(dataset, self.domain_prompts(splits))
+        for name, train_set, seed in self.suspect_plan(splits):
+            steps = c.twin_steps if name == "ref-twin" else c.suspect_steps
+            lr = c.source_lr if name == "ref-twin" else c.suspect_lr
+            self.finetune(dataset, name, train_set, steps, lr, seed)
+        self.keys(dataset, splits)
+
+    def build(self, datasets: list[str] | None = None) -> None:
+        _quiet()
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        if self.layout.config.exists():
+            saved = WorldConfig.load(self.layout.config)
+            if saved != self.cfg:
+                raise ValueError(f"{self.layout.config} holds another recipe; build into a new folder")
+        else:
+            self.cfg.save(self.layout.config)
+        self.shared()
+        for d in datasets or self.cfg.datasets:
+            self.build_dataset(d)

@@ -1,0 +1,39 @@
+"""The tiny world's recipe: one seeded configuration that `attribcheck world build` follows."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from attribcheck.config import JsonConfig
+
+
+@dataclass
+class WorldConfig(JsonConfig):
+    datasets: list = field(default_factory=lambda: ["emoji", "digits"])
+    side: int = 16
+    seed: int = 0
+    # data splits, per dataset (disjoint)
+    pretrain_size: int = 400  # the broad pool the base model is "pre-trained" on
+    source_size: int = 60  # the source owner's fine-tuning set D_S
+    domain_extra: int = 40  # other captions of the domain: an infringer's prompts mix both
+    real_pool: int = 200  # real pairs suspects train on
+    # training
+    vae_steps: int = 1500
+    twin_steps: int = 4000
+    base_steps: int = 3000
+    source_steps: int = 5000
+    suspect_steps: int = 3000
+    base_lr: float = 1e-3
+    source_lr: float = 1e-3
+    suspect_lr: float = 1e-3
+    # suspects
+    suspect_size: int = 80  # N, the suspect's fine-tuning set
+    rhos: list = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0])
+    suspect_seeds: list = field(default_factory=lambda: [0, 1])
+    innocent_seeds: list = field(default_factory=lambda: [0, 1])
+    overlap_share: float = 0.5  # the overlap innocent's share of real pairs taken from D_S
+    generation_seeds: int = 2  # source images per domain prompt an infringer can draw from
+    # key selection and querying
+    k: int = 30
+    delta_0: float = 0.15
+    query_seeds: list = field(default_factory=lambda: [0, 1, 2, 3])
+    sampler_steps: int = 50
