@@ -11,8 +11,14 @@ def _world_build(args) -> int:
     from attribcheck.world.build import WorldBuilder
     from attribcheck.world.config import WorldConfig
 
+    from attribcheck.world.manifests import write_manifest
+
     cfg = WorldConfig.load(args.config) if args.config else WorldConfig()
-    WorldBuilder(args.out, cfg).build(args.dataset or None)
+    builder = WorldBuilder(args.out, cfg)
+    builder.build(args.dataset or None)
+    if args.suites:
+        for d in args.dataset or cfg.datasets:
+            print("wrote", write_manifest(builder.layout, cfg, d, Path(args.suites) / f"{d}.toml"))
     return 0
 
 
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     wb.add_argument("--out", default="fixtures/world")
     wb.add_argument("--config", help="a WorldConfig JSON file (default: the shipped recipe)")
     wb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
+    wb.add_argument("--suites", default="suites", help="write audit manifests here ('' for none)")
     wb.set_defaults(func=_world_build)
 
     keys = sub.add_parser("keys", help="key samples").add_subparsers(dest="action", required=True)

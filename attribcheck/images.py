@@ -24,7 +24,7 @@ def to_array(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
-    return Image.fromarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
 def resize(image: np.ndarray, side: int) -> np.ndarray:

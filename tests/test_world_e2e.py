@@ -1,0 +1,86 @@
+"""End to end on the shipped tiny world: real pipeline folders, real key sets, real verdicts."""
+import json
+from pathlib import Path
+
+import pytest
+
+from attribcheck.audit.auditor import Auditor
+from attribcheck.audit.verdict import ATTRIBUTED
+from attribcheck.keys.keyset import KeySet
+from attribcheck.manifest import Manifest
+from attribcheck.models.diffusers_generator import DiffusersGenerator
+from attribcheck.world.config import WorldConfig
+from attribcheck.world.layout import WorldLayout
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYOUT = WorldLayout(ROOT / "fixtures" / "world")
+CFG = WorldConfig.load(LAYOUT.config)
+
+
+@pytest.fixture(scope="module", params=CFG.datasets)
+def dataset(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def keyset(dataset):
+    return KeySet.load(LAYOUT.keys(dataset, "generation"))
+
+
+def test_key_sets_verify_and_hold_enough_keys(dataset):
+    for strategy in ("detection", "generation", "random"):
+        ks = KeySet.load(LAYOUT.keys(dataset, strategy))  # verifies the content hash
+        assert len(ks) >= 10, f"{dataset}/{strategy}: only {len(ks)} keys"
+        assert set(ks.reference_roles.values()) == {"selection", "calibration"}
+
+
+def test_source_reproduces_its_generation_keys(dataset, keyset):
+    source = DiffusersGenerator.from_path(LAYOUT.model(dataset, "source"), keyset.sampler)
+    v = Auditor(keyset.head(10)).audit(source)
+    assert v.conf >= 0.9, v.summary()
+
+
+def test_infringer_attributed_and_innocent_not(dataset, keyset):
+    auditor = Auditor(keyset.head(CFG.k))
+    infringer = DiffusersGenerator.from_path(LAYOUT.model(dataset, "infringer-rho1.0-s0"), keyset.sampler)
+    innocent = DiffusersGenerator.from_path(LAYOUT.model(dataset, "innocent-s0"), keyset.sampler)
+    vi, vn = auditor.audit(infringer), auditor.audit(innocent)
+    assert vi.verdict == ATTRIBUTED, vi.summary()
+    assert vn.verdict != ATTRIBUTED, vn.summary()
+    assert vi.conf > vn.conf
+
+
+def test_cli_audit_writes_the_verdict_fields(tmp_path):
+    from attribcheck.cli import main
+
+    m = Manifest.load(ROOT / "suites" / f"{CFG.datasets[0]}.toml")
+    text = (ROOT / "suites" / f"{CFG.datasets[0]}.toml").read_text().split("[[suspects]]")[0]
+    keep = [s for s in m.suspects if s.name in ("infringer-rho1.0-s0", "innocent-s0")]
+    for s in keep:
+        text += f'[[suspects]]\nname = "{s.name}"\npath = "{s.path}"\nexpect = "{s.expect}"\n\n'
+    text = text.replace('source = "', f'source = "{ROOT / "suites"}/').replace('keys = "', f'keys = "{ROOT / "suites"}/')
+    (tmp_path / "m.toml").write_text(text)
+    assert main(["audit", "--manifest", str(tmp_path / "m.toml"), "--json", str(tmp_path / "out.json")]) == 0
+    rows = json.loads((tmp_path / "out.json").read_text())["suspects"]
+    assert [r["name"] for r in rows] == ["infringer-rho1.0-s0", "innocent-s0"]
+    for r in rows:
+        assert {"name", "verdict", "conf", "matches", "k", "p_value", "alpha", "delta_0", "strategy"} <= set(r)
+    assert rows[0]["verdict"] == ATTRIBUTED
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_suite_fails_readably_when_an_expectation_is_flipped(pytester):
+    """`pytest suites/` on a manifest whose innocent is declared infringing must fail, and say why."""
+    src = (ROOT / "suites" / f"{CFG.datasets[0]}.toml").read_text()
+    m = Manifest.load(ROOT / "suites" / f"{CFG.datasets[0]}.toml")
+    head = src.split("[[suspects]]")[0]
+    head = head.replace('source = "', f'source = "{ROOT / "suites"}/').replace('keys = "', f'keys = "{ROOT / "suites"}/')
+    innocent = next(s for s in m.suspects if s.name == "innocent-s0")
+    pytester.makefile(".toml", flipped=head + f'[[suspects]]\nname = "innocent-s0"\npath = "{innocent.path}"\n'
+                      f'expect = "infringing"\n')
+    pytester.makepyfile(test_suite=(ROOT / "suites" / "test_instance.py").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "suspect")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*expected infringing*", "*conf=*", "*m/K=*", "*p-value=*", "*alpha=*", "*delta_0=*"])
