@@ -1,0 +1,1 @@
+"""Statistical-level attribution: a discriminator over a model's key-distance profile."""
