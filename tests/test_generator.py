@@ -47,6 +47,28 @@ def test_folder_generator_replays_collected_images(tiny_generator, tmp_path):
         replay.generate(["bomb"], [0])
 
 
+def test_single_file_unet_over_a_local_base(tiny_generator, tmp_path):
+    """A fine-tune shared as one .safetensors (diffusers layout) loads over its base folder."""
+    import torch
+    from safetensors.torch import save_file
+
+    base = tmp_path / "base"
+    tiny_generator.pipeline.save_pretrained(str(base), safe_serialization=True)
+    sampler = tiny_generator.sampler
+    tuned = DiffusersGenerator.from_path(base, sampler)
+    with torch.no_grad():
+        for p in tuned.pipeline.unet.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # a "fine-tuned" UNet that differs from the base's
+    state = {k: v.contiguous() for k, v in tuned.pipeline.unet.state_dict().items()}
+    save_file(state, str(tmp_path / "ft.safetensors"))
+    single = DiffusersGenerator.from_path(tmp_path / "ft.safetensors", sampler, config=base)
+    a = single.generate(["red heart"], [1])[0]
+    np.testing.assert_allclose(a, tuned.generate(["red heart"], [1])[0], atol=1e-5)
+    assert np.abs(a - tiny_generator.generate(["red heart"], [1])[0]).max() > 1e-4
+    with pytest.raises(ValueError, match="config"):
+        load_pipeline(tmp_path / "ft.safetensors")
+
+
 def test_loading_refuses_what_it_should(tmp_path):
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         load_pipeline(tmp_path)

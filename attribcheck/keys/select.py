@@ -43,7 +43,8 @@ class SelectionContext:
 
 
 def _pool_captions(pool) -> list[str]:
-    return list(pool.captions) if hasattr(pool, "captions") else list(pool)
+    """Distinct prompts, in order: a repeated caption would become correlated duplicate keys."""
+    return list(dict.fromkeys(pool.captions if hasattr(pool, "captions") else pool))
 
 
 def _rank(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], k: int, delta_0: float,
@@ -100,7 +101,7 @@ class GenerationSelector:
 
     def select(self, ctx: SelectionContext, pool) -> KeySet:
         caps = _pool_captions(pool)
-        ids = list(pool.ids) if hasattr(pool, "ids") else [f"prompt-{i:05d}" for i in range(len(caps))]
+        ids = [f"prompt-{i:05d}" for i in range(len(caps))]
         medoids, agree = self.medoids(ctx, caps)
         keep = np.flatnonzero(agree >= (self.m if self.m is not None else self.n // 2))
         sub = lambda xs: [xs[i] for i in keep]  # noqa: E731

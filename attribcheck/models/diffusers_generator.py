@@ -30,7 +30,19 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
         raise ValueError(f"{path}: only pipeline folders and .safetensors files are loaded")
     if config is None:
         raise ValueError(f"{path}: a single-file checkpoint needs config=<local pipeline folder>")
-    return StableDiffusionPipeline.from_single_file(str(path), config=str(config), **common)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        original_layout = any(k.startswith("model.diffusion_model.") for k in f.keys())
+    if original_layout:  # a whole checkpoint in the original Stable Diffusion layout
+        return StableDiffusionPipeline.from_single_file(str(path), config=str(config), **common)
+    # A fine-tuned UNet shared as one file (diffusers layout) over its base pipeline's other parts.
+    from diffusers import UNet2DConditionModel
+
+    pipe = load_pipeline(config, dtype)
+    pipe.unet = UNet2DConditionModel.from_single_file(str(path), config=str(config), subfolder="unet",
+                                                      torch_dtype=torch_dtype, local_files_only=True)
+    return pipe
 
 
 class DiffusersGenerator:

@@ -203,7 +203,8 @@ class WorldBuilder:
         return plan
 
     def domain_prompts(self, splits) -> list[str]:
-        return list(splits["source"].captions) + list(splits["domain_extra"].captions)
+        # attribute captions repeat (digits): a prompt is one candidate however often it occurs
+        return list(dict.fromkeys(list(splits["source"].captions) + list(splits["domain_extra"].captions)))
 
     def keys(self, dataset: str, splits) -> None:
         from attribcheck.keys.select import SelectionContext, get_selector
