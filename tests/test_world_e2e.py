@@ -84,3 +84,28 @@ def test_suite_fails_readably_when_an_expectation_is_flipped(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "-k", "suspect")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*expected infringing*", "*conf=*", "*m/K=*", "*p-value=*", "*alpha=*", "*delta_0=*"])
+
+
+def test_cli_keys_select_on_world_models(tmp_path):
+    """`attribcheck keys select` on real world models: Strategy 1 over a few of D_S's pairs."""
+    from attribcheck.cli import main
+    from attribcheck.data import load_builtin
+
+    dataset = CFG.datasets[0]
+    d_s = json.loads((LAYOUT.model(dataset, "source") / "train_set.json").read_text())["ids"]
+    data = load_builtin(dataset, side=CFG.side)
+    pos = {sid: i for i, sid in enumerate(data.ids)}
+    data.subset([pos[s] for s in d_s[:6]]).save(tmp_path / "data")
+    sampler = tmp_path / "sampler.json"
+    from attribcheck.models.generator import SamplerConfig
+
+    SamplerConfig(steps=CFG.sampler_steps).save(sampler)
+    rc = main(["keys", "select", "--source", str(LAYOUT.model(dataset, "source")), "--data", str(tmp_path / "data"),
+               "--reference", str(LAYOUT.model(dataset, "base")), "--calibration",
+               str(LAYOUT.model(dataset, "ref-calibration")), "--strategy", "detection", "--k", "3",
+               "--query-seeds", "2", "--sampler", str(sampler), "--out", str(tmp_path / "keys")])
+    ks = KeySet.load(tmp_path / "keys")
+    assert rc == 0 and 1 <= len(ks) <= 3 and ks.candidates == 6
+    for key in ks.keys:  # each key passed Strategy 1's filter, on the recorded numbers
+        assert key.r_source < ks.delta_0 <= key.r_references["base"]
+    assert ks.reference_roles == {"base": "selection", "ref-calibration": "calibration"}

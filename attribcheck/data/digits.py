@@ -1,5 +1,5 @@
-"""scikit-learn's handwritten digits, captioned from measured attributes (thickness, slant,
-width, height, position), like CelebA-Dialog's attribute captions."""
+"""scikit-learn's handwritten digits, captioned from attributes measured on each image
+(thickness, slant, width, position), like CelebA-Dialog's attribute captions."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,43 +11,48 @@ WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 INK = np.array([0.10, 0.15, 0.45], np.float32)  # dark blue ink on white: RGB, not grey
 
 
-def _attributes(img: np.ndarray) -> tuple[float, float, float, float, float]:
-    """(ink mass, slant, width, height, horizontal centre) of an 8x8 digit in [0, 1]."""
+def _attributes(img: np.ndarray) -> tuple[float, float, float, float]:
+    """(ink mass, slant, width, horizontal centre) of an 8x8 digit with values in [0, 1]."""
     ys, xs = np.mgrid[0:8, 0:8].astype(np.float64)
     mass = img.sum() + 1e-9
     cx, cy = (img * xs).sum() / mass, (img * ys).sum() / mass
-    # slant: how x moves with y (a right-leaning digit's top lies right of its bottom)
+    # slant: how x moves with y; rows grow downwards, so a right-leaning digit has cov(x, y) < 0
     cov_xy = (img * (xs - cx) * (ys - cy)).sum() / mass
     var_y = (img * (ys - cy) ** 2).sum() / mass + 1e-9
-    cols = np.flatnonzero(img.max(axis=0) > 0.25)
-    rows = np.flatnonzero(img.max(axis=1) > 0.25)
-    width = cols.max() - cols.min() + 1 if len(cols) else 0
-    height = rows.max() - rows.min() + 1 if len(rows) else 0
-    return float(mass), float(-cov_xy / var_y), float(width), float(height), float(cx)
+    # width: the ink's horizontal spread. The bounding box takes only a few integer values on an
+    # 8x8 grid (half the digits are 6 wide), too coarse to split at a median.
+    width = np.sqrt((img * (xs - cx) ** 2).sum() / mass)
+    return float(mass), float(-cov_xy / var_y), float(width), float(cx)
 
 
 def _bucket(values: np.ndarray, names: list[str]) -> list[str]:
+    """Name each value by its quantile bucket over all values: equal-sized categories."""
     edges = np.quantile(values, np.linspace(0, 1, len(names) + 1)[1:-1])
     return [names[int(np.searchsorted(edges, v, side="right"))] for v in values]
 
 
+def _relative(values: np.ndarray, labels: np.ndarray, ratio: bool = False) -> np.ndarray:
+    """Values against their class median. A one is always narrower than a zero and a seven's
+    diagonal always leans right: raw measures would mostly repeat the label."""
+    med = np.array([np.median(values[labels == t]) for t in range(10)])[labels]
+    return values / med if ratio else values - med
+
+
 def load_digits_dataset(side: int = 16) -> CaptionDataset:
+    """All 1797 digits, e.g. "a thick, right-leaning, narrow handwritten seven, left of centre".
+    Note sklearn scales every digit to the full 8 rows, so there is no height to describe."""
     from sklearn.datasets import load_digits
 
     raw = load_digits()
-    imgs = raw.images / 16.0
+    imgs, labels = raw.images / 16.0, raw.target
     attrs = np.array([_attributes(im) for im in imgs])
-    # thickness relative to the class median: a thick one and a thick eight differ in ink
-    rel_mass = attrs[:, 0] / np.array([np.median(attrs[raw.target == t, 0]) for t in raw.target])
-    thick = _bucket(rel_mass, ["thin", "regular", "thick"])
-    slant = _bucket(attrs[:, 1], ["left-leaning", "upright", "right-leaning"])
-    # tiny tie-breakers: integer extents would otherwise pile onto one quantile edge
-    width = _bucket(attrs[:, 2] + 1e-3 * rel_mass, ["narrow", "wide"])
-    height = _bucket(attrs[:, 3] + 1e-3 * rel_mass, ["short", "tall"])
-    place = _bucket(attrs[:, 4], ["left of centre", "centred", "right of centre"])
+    thick = _bucket(_relative(attrs[:, 0], labels, ratio=True), ["thin", "regular", "thick"])
+    slant = _bucket(_relative(attrs[:, 1], labels), ["left-leaning", "upright", "right-leaning"])
+    width = _bucket(_relative(attrs[:, 2], labels, ratio=True), ["narrow", "wide"])
+    place = _bucket(_relative(attrs[:, 3], labels), ["left of centre", "centred", "right of centre"])
     samples = []
-    for i, (im, t) in enumerate(zip(imgs, raw.target)):
+    for i, (im, t) in enumerate(zip(imgs, labels)):
         rgb = 1.0 - im[..., None] * (1.0 - INK)  # white paper, ink where the digit is
-        caption = f"a {thick[i]} handwritten {WORDS[t]}, {slant[i]}, {width[i]} and {height[i]}, {place[i]}"
+        caption = f"a {thick[i]}, {slant[i]}, {width[i]} handwritten {WORDS[t]}, {place[i]}"
         samples.append(Sample(f"digits-{i:04d}", caption, _img.resize(rgb.astype(np.float32), side)))
     return CaptionDataset(samples, "digits")

@@ -194,9 +194,9 @@ class WorldBuilder:
         overlap = d_s.subset(np.random.default_rng(seed).choice(len(d_s), min(n_overlap, len(d_s)), replace=False))
         rest = mix(real, gens, c.suspect_size - len(overlap), 0.0, seed)
         plan.append((innocent_name(0, overlap=True), overlap.concat(rest), seed))
-        # Reference models (the owner's): an innocent for filtering, a twin of the source
-        # (D_S, another seed: what any model trained on D_S reproduces is not evidence), and
-        # a held-out innocent to calibrate p0.
+        # Reference models (the owner's): a twin of the source (D_S, another seed: what any
+        # model trained on D_S reproduces is not evidence) filters keys; two innocents on
+        # comparable real data are held out to calibrate p0.
         plan.append(("ref-innocent", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 400), self.seed_base + 400))
         plan.append(("ref-twin", d_s, self.seed_base + 401))
         plan.append(("ref-calibration", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 402), self.seed_base + 402))
@@ -216,8 +216,10 @@ class WorldBuilder:
             return
         ctx = SelectionContext(
             source=self.generator(dataset, "source"),
-            references={n: self.generator(dataset, n) for n in ("base", "ref-innocent", "ref-twin")},
-            calibration={"ref-calibration": self.generator(dataset, "ref-calibration")},
+            # Filter with the base (what pre-training gives everyone) and the twin (what training
+            # on D_S gives anyone); estimate p0 on two held-out innocents.
+            references={n: self.generator(dataset, n) for n in ("base", "ref-twin")},
+            calibration={n: self.generator(dataset, n) for n in ("ref-innocent", "ref-calibration")},
             sampler=self.sampler(), distance=get_distance("rms"), delta_0=c.delta_0, query_seeds=c.query_seeds)
         pools = {"detection": splits["source"], "random": splits["source"],
                  "generation": self.domain_prompts(splits)}
