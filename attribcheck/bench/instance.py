@@ -31,10 +31,11 @@ def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int
         gen = DiffusersGenerator.from_path(layout.model(dataset, name), sampler, name)
         for s, ks in keysets.items():
             verdicts[s][name] = Auditor(ks, alpha=alpha).audit(gen) if len(ks) else None
-    conf = {s: {rho_tag(r): float(np.mean([verdicts[s][infringer_name(r, seed)].conf for seed in cfg.suspect_seeds]))
-                if len(keysets[s]) else 0.0 for r in cfg.rhos} for s in STRATEGIES}
+    per_seed = {s: {rho_tag(r): [verdicts[s][infringer_name(r, seed)].conf if len(keysets[s]) else 0.0
+                                 for seed in cfg.suspect_seeds] for r in cfg.rhos} for s in STRATEGIES}
     return {
-        "conf": conf,
+        "conf": {s: {rho: float(np.mean(v)) for rho, v in row.items()} for s, row in per_seed.items()},
+        "conf_std": {s: {rho: float(np.std(v)) for rho, v in row.items()} for s, row in per_seed.items()},
         "innocents": {n: verdicts[DEFAULT_STRATEGY][n].verdict for n in innocents(cfg)},
         "innocent_conf": {s: {n: verdicts[s][n].conf for n in innocents(cfg)} for s in STRATEGIES if len(keysets[s])},
         "source_conf": {s: verdicts[s]["source"].conf for s in STRATEGIES if len(keysets[s])},
@@ -55,7 +56,7 @@ def print_table(results: dict) -> None:
         for rho in rhos:
             table.add_column(f"rho={rho}", justify="right")
         for s, row in r["conf"].items():
-            table.add_row(s, *[f"{row[rho]:.3f}" for rho in rhos])
+            table.add_row(s, *[f"{row[rho]:.3f} ± {r['conf_std'][s][rho]:.3f}" for rho in rhos])
         ours = [max(r["conf"]["detection"][rho], r["conf"]["generation"][rho]) for rho in rhos]
         table.add_row("ours - random", *[f"{o - r['conf']['random'][rho]:+.3f}" for o, rho in zip(ours, rhos)])
         console.print(table)

@@ -50,7 +50,8 @@ class CaptionDataset:
             return np.zeros((0, 0, 0, 3), np.float32)
         shapes = {s.image.shape for s in self.samples}
         if len(shapes) > 1:
-            raise ValueError(f"{self.name}: images differ in shape {sorted(shapes)}; load with side= to resize")
+            raise ValueError(f"{self.name}: images differ in shape {sorted(shapes)}; "
+                             "load with side= to resize")
         return np.stack([s.image for s in self.samples]).astype(np.float32)
 
     def subset(self, indices: Sequence[int]) -> "CaptionDataset":
