@@ -214,16 +214,17 @@ class WorldBuilder:
         todo = [s for s in ("detection", "generation", "random") if not (self.layout.keys(dataset, s) / "keyset.json").exists()]
         if not todo:
             return
-        ctx = SelectionContext(
-            source=self.generator(dataset, "source"),
-            # Filter with the base (what pre-training gives everyone) and the twin (what training
-            # on D_S gives anyone); estimate p0 on two held-out innocents.
-            references={n: self.generator(dataset, n) for n in ("base", "ref-twin")},
-            calibration={n: self.generator(dataset, n) for n in ("ref-innocent", "ref-calibration")},
-            sampler=self.sampler(), distance=get_distance("rms"), delta_0=c.delta_0, query_seeds=c.query_seeds)
+        models = {n: self.generator(dataset, n) for n in ("source", "base", "ref-twin", "ref-innocent", "ref-calibration")}
         pools = {"detection": splits["source"], "random": splits["source"],
                  "generation": self.domain_prompts(splits)}
         for strategy in todo:
+            # Filter with the base (what pre-training gives everyone) and the twin (what training
+            # on D_S gives anyone); estimate p0 on two held-out innocents.
+            ctx = SelectionContext(
+                source=models["source"], references={n: models[n] for n in c.key_filters[strategy]},
+                calibration={n: models[n] for n in ("ref-innocent", "ref-calibration")},
+                sampler=self.sampler(), distance=get_distance("rms"), delta_0=c.delta_0,
+                query_seeds=c.query_seeds)
             # Strategy 1 and 2 keep every key that passes (best margin first): K = c.k by
             # default, and the K-ablation takes prefixes.
             k = c.k if strategy == "random" else 10_000

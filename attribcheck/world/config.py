@@ -33,6 +33,10 @@ class WorldConfig(JsonConfig):
     overlap_share: float = 0.5  # the overlap innocent's share of real pairs taken from D_S
     generation_seeds: int = 2  # source images per domain prompt an infringer can draw from
     # key selection and querying
+    # reference models that filter each strategy's keys (`ref-innocent` and `ref-calibration`
+    # are always held out to calibrate p0)
+    key_filters: dict = field(default_factory=lambda: {
+        "detection": ["base", "ref-twin"], "generation": ["base", "ref-twin"], "random": ["base", "ref-twin"]})
     k: int = 30
     delta_0: float = 0.15
     query_seeds: list = field(default_factory=lambda: [0, 1, 2, 3])
