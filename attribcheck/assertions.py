@@ -1,10 +1,10 @@
 """Assertions for audit tests: every failure message carries the whole evidence.
 
-The rule for expectations (asymmetric on purpose):
-- an `infringing` suspect must be `attributed`;
-- an `innocent` suspect must not be `attributed`. `clean` passes; `inconclusive` passes with
-  an `AttributionWarning`: it is not an accusation, but the suspect reproduces more keys
-  than innocent reference models do, which a reviewer should see.
+The rule for expectations: a test fails when the verdict *contradicts* the expectation
+(an `innocent` suspect attributed; an `infringing` suspect cleared as clean). An
+`inconclusive` verdict means the evidence cannot support either answer; it passes with an
+`AttributionWarning` that carries the evidence, or fails under `strict=True`
+(`pytest --attrib-strict`), for gates that must reach a decision.
 """
 from __future__ import annotations
 
@@ -31,21 +31,19 @@ def _why(v: Verdict) -> str:
     return f"p-value {v.p_value:.3g} >= alpha {v.alpha}, but conf {v.conf:.3f} > p0 {v.p0:.3f}"
 
 
-def assert_expected(verdict: Verdict, expect: str) -> None:
-    """Fail unless `verdict` meets the expectation `infringing` or `innocent`."""
+def assert_expected(verdict: Verdict, expect: str, strict: bool = False) -> None:
+    """Fail when `verdict` contradicts the expectation `infringing` or `innocent`
+    (and, with `strict`, when it is inconclusive)."""
     if expect not in EXPECTED_VERDICT:
         raise ValueError(f"expect must be one of {sorted(EXPECTED_VERDICT)}, not {expect!r}")
-    if expect == "infringing":
-        ok = verdict.verdict == ATTRIBUTED
-    else:
-        ok = verdict.verdict != ATTRIBUTED
-    if not ok:
+    contradiction = ATTRIBUTED if expect == "innocent" else CLEAN
+    if verdict.verdict == contradiction or (strict and verdict.verdict == INCONCLUSIVE):
         raise AssertionError(
             f"{verdict.name}: expected {expect} (verdict {EXPECTED_VERDICT[expect]}), found "
             f"{verdict.verdict}: {_why(verdict)} [{evidence(verdict)}]")
-    if expect == "innocent" and verdict.verdict == INCONCLUSIVE:
+    if verdict.verdict == INCONCLUSIVE:
         warnings.warn(AttributionWarning(
-            f"{verdict.name}: expected innocent, found inconclusive (not attributed, so it passes): "
+            f"{verdict.name}: expected {expect}, found inconclusive (no contradiction, so it passes): "
             f"{_why(verdict)} [{evidence(verdict)}]"), stacklevel=2)
 
 

@@ -41,6 +41,8 @@ def pytest_addoption(parser):
                 help="override every manifest's significance level alpha")
     g.addoption("--attrib-json", default=None, metavar="PATH",
                 help="write all verdicts as JSON at the end of the session")
+    g.addoption("--attrib-strict", action="store_true", default=False,
+                help="an inconclusive verdict fails its test (default: it passes with a warning)")
     g.addoption("--attrib-device", default=None, metavar="DEVICE",
                 help="device the models sample on (cpu, cuda, cuda:N); default: the key set's sampler")
 
@@ -144,6 +146,12 @@ def attrib_auditor(request, attrib_manifest):
             auditor.keyset.sampler = dataclasses.replace(auditor.keyset.sampler, device=device)
         cache[attrib_manifest.path] = auditor
     return cache[attrib_manifest.path]
+
+
+@pytest.fixture
+def attrib_strict(request) -> bool:
+    """Whether an inconclusive verdict fails (`--attrib-strict`)."""
+    return request.config.getoption("attrib_strict")
 
 
 @pytest.fixture

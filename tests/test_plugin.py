@@ -150,11 +150,15 @@ def test_alpha_override_and_explicit_manifest(pytester, world):
     pytester.path.joinpath("m/one.toml").write_text(manifest_text(world, "one", {"infringer": "infringing"}))
     res = pytester.runpytest("-p", "no:cacheprovider", "--attrib-manifest", "m/one.toml",
                              "--attrib-alpha", "1e-30", "--attrib-json", "v.json")
-    # p = p0^20 ~ 1e-17 is no longer below alpha: the infringer (and source) are inconclusive
-    res.assert_outcomes(failed=2)
+    # p = p0^20 ~ 1e-17 is no longer below alpha: the infringer (and source) are inconclusive;
+    # the infringer's test warns, the source's self-check fails; --attrib-strict fails both
+    res.assert_outcomes(failed=1, passed=1)
     assert "alpha=1e-30" in res.stdout.str()
     rows = json.loads(pytester.path.joinpath("v.json").read_text())["verdicts"]
     assert {r["alpha"] for r in rows} == {1e-30} and {r["verdict"] for r in rows} == {"inconclusive"}
+    strict = pytester.runpytest("-p", "no:cacheprovider", "--attrib-manifest", "m/one.toml",
+                                "--attrib-alpha", "1e-30", "--attrib-strict")
+    strict.assert_outcomes(failed=2)
 
 
 def test_stale_source_fails_the_self_check(suite, world):
@@ -241,9 +245,12 @@ def verdict(v: str, m: int) -> Verdict:
 def test_assert_expected_rules():
     assert_expected(verdict("attributed", 20), "infringing")
     assert_expected(verdict("clean", 0), "innocent")
-    with pytest.warns(AttributionWarning, match="inconclusive"):
-        assert_expected(verdict("inconclusive", 4), "innocent")
-    for v, expect in (("attributed", "innocent"), ("inconclusive", "infringing"), ("clean", "infringing")):
+    for expect in ("innocent", "infringing"):
+        with pytest.warns(AttributionWarning, match="inconclusive"):
+            assert_expected(verdict("inconclusive", 4), expect)
+        with pytest.raises(AssertionError, match="found inconclusive"):
+            assert_expected(verdict("inconclusive", 4), expect, strict=True)
+    for v, expect in (("attributed", "innocent"), ("clean", "infringing")):
         with pytest.raises(AssertionError, match=r"conf=.*m/K=.*p-value=.*alpha=.*delta_0="):
             assert_expected(verdict(v, 4), expect)
     with pytest.raises(ValueError):

@@ -34,9 +34,10 @@ class WorldConfig(JsonConfig):
     generation_seeds: int = 2  # source images per domain prompt an infringer can draw from
     # key selection and querying
     # reference models that filter each strategy's keys (`ref-innocent` and `ref-calibration`
-    # are always held out to calibrate p0)
+    # are always held out to calibrate p0). Strategy 1 as the paper has it (the base only);
+    # Strategy 2 also drops what the source's twin reproduces (see README).
     key_filters: dict = field(default_factory=lambda: {
-        "detection": ["base", "ref-twin"], "generation": ["base", "ref-twin"], "random": ["base", "ref-twin"]})
+        "detection": ["base"], "generation": ["base", "ref-twin"], "random": ["base"]})
     k: int = 30
     delta_0: float = 0.15
     query_seeds: list = field(default_factory=lambda: [0, 1, 2, 3])
