@@ -27,8 +27,10 @@ def _why(v: Verdict) -> str:
         return (f"p-value {v.p_value:.3g} < alpha {v.alpha}: it reproduces more keys than an innocent "
                 f"model would by chance (p0={v.p0:.3f})")
     if v.verdict == CLEAN:
-        return f"conf {v.conf:.3f} <= p0 {v.p0:.3f}: it reproduces no more keys than innocent models"
-    return f"p-value {v.p_value:.3g} >= alpha {v.alpha}, but conf {v.conf:.3f} > p0 {v.p0:.3f}"
+        return (f"conf {v.conf:.3f} <= {v.innocent_level:.3f}, the innocent references' level: it reproduces "
+                f"no more keys than innocent models")
+    return (f"p-value {v.p_value:.3g} >= alpha {v.alpha}, but conf {v.conf:.3f} > {v.innocent_level:.3f}, "
+            f"the innocent references' level")
 
 
 def assert_expected(verdict: Verdict, expect: str, strict: bool = False) -> None:

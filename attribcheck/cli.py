@@ -18,7 +18,9 @@ def _world_build(args) -> int:
     builder.build(args.dataset or None)
     if args.suites:
         for d in args.dataset or cfg.datasets:
-            print("wrote", write_manifest(builder.layout, cfg, d, Path(args.suites) / f"{d}.toml"))
+            if d in cfg.suite_keys:
+                print("wrote", write_manifest(builder.layout, cfg, d, Path(args.suites) / f"{d}.toml",
+                                              cfg.suite_keys[d]))
     return 0
 
 

@@ -22,47 +22,67 @@ def dataset(request):
     return request.param
 
 
+@pytest.fixture(scope="module", params=sorted(CFG.suite_keys))
+def suite_dataset(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def keyset(dataset):
-    return KeySet.load(LAYOUT.keys(dataset, "generation"))
+def keyset(suite_dataset):
+    """The key set the dataset's suite audits with."""
+    return KeySet.load(LAYOUT.keys(suite_dataset, CFG.suite_keys[suite_dataset]))
 
 
-def test_key_sets_verify_and_hold_enough_keys(dataset):
+def test_key_sets_verify(dataset):
     for strategy in ("detection", "generation", "random"):
         ks = KeySet.load(LAYOUT.keys(dataset, strategy))  # verifies the content hash
-        assert len(ks) >= 10, f"{dataset}/{strategy}: only {len(ks)} keys"
         assert set(ks.reference_roles.values()) == {"selection", "calibration"}
+        assert all(k.r_source < ks.delta_0 for k in ks.keys) or strategy == "random"
 
 
-def test_source_reproduces_its_generation_keys(dataset, keyset):
+def test_suite_key_sets_are_large_enough(keyset):
+    assert len(keyset) >= 10
+
+
+def test_source_reproduces_its_suite_keys(suite_dataset, keyset):
+    dataset = suite_dataset
     source = DiffusersGenerator.from_path(LAYOUT.model(dataset, "source"), keyset.sampler)
     v = Auditor(keyset.head(10)).audit(source)
     assert v.conf >= 0.9, v.summary()
 
 
-def test_infringer_attributed_and_innocent_not(dataset, keyset):
-    auditor = Auditor(keyset.head(CFG.k))
+def test_no_verdict_contradicts_the_truth(suite_dataset, keyset):
+    """The fully infringing suspect is not cleared; the plain innocent is not accused."""
+    dataset = suite_dataset
+    auditor = Auditor(keyset)
     infringer = DiffusersGenerator.from_path(LAYOUT.model(dataset, "infringer-rho1.0-s0"), keyset.sampler)
     innocent = DiffusersGenerator.from_path(LAYOUT.model(dataset, "innocent-s0"), keyset.sampler)
     vi, vn = auditor.audit(infringer), auditor.audit(innocent)
-    assert vi.verdict == ATTRIBUTED, vi.summary()
-    assert vn.verdict != ATTRIBUTED, vn.summary()
+    assert vi.verdict != "clean" and vn.verdict != ATTRIBUTED, (vi.summary(), vn.summary())
     assert vi.conf > vn.conf
+
+
+def test_emoji_infringer_attributed():
+    """Where the world's effect is strong (emoji), a fully infringing suspect is attributed."""
+    ks = KeySet.load(LAYOUT.keys("emoji", CFG.suite_keys["emoji"]))
+    infringer = DiffusersGenerator.from_path(LAYOUT.model("emoji", "infringer-rho1.0-s1"), ks.sampler)
+    v = Auditor(ks).audit(infringer)
+    assert v.verdict == ATTRIBUTED, v.summary()
 
 
 def test_cli_audit_writes_the_verdict_fields(tmp_path):
     from attribcheck.cli import main
 
-    m = Manifest.load(ROOT / "suites" / f"{CFG.datasets[0]}.toml")
-    text = (ROOT / "suites" / f"{CFG.datasets[0]}.toml").read_text().split("[[suspects]]")[0]
-    keep = [s for s in m.suspects if s.name in ("infringer-rho1.0-s0", "innocent-s0")]
+    m = Manifest.load(ROOT / "suites" / "emoji.toml")
+    text = (ROOT / "suites" / "emoji.toml").read_text().split("[[suspects]]")[0]
+    keep = [s for s in m.suspects if s.name in ("infringer-rho1.0-s1", "innocent-s0")]
     for s in keep:
         text += f'[[suspects]]\nname = "{s.name}"\npath = "{s.path}"\nexpect = "{s.expect}"\n\n'
     text = text.replace('source = "', f'source = "{ROOT / "suites"}/').replace('keys = "', f'keys = "{ROOT / "suites"}/')
     (tmp_path / "m.toml").write_text(text)
     assert main(["audit", "--manifest", str(tmp_path / "m.toml"), "--json", str(tmp_path / "out.json")]) == 0
     rows = json.loads((tmp_path / "out.json").read_text())["suspects"]
-    assert [r["name"] for r in rows] == ["infringer-rho1.0-s0", "innocent-s0"]
+    assert [r["name"] for r in rows] == ["infringer-rho1.0-s1", "innocent-s0"]
     for r in rows:
         assert {"name", "verdict", "conf", "matches", "k", "p_value", "alpha", "delta_0", "strategy"} <= set(r)
     assert rows[0]["verdict"] == ATTRIBUTED

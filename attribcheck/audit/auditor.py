@@ -25,6 +25,17 @@ def null_rate(keyset: KeySet, delta_0: float | None = None) -> float:
     return score.p0_upper(hits, len(names) * len(keyset), len(keyset))
 
 
+def innocent_level(keyset: KeySet, delta_0: float | None = None) -> float:
+    """The most keys (as a share) any held-out innocent reference reproduces: a suspect at or
+    below it looks like an innocent. Observed, not a bound: 'clean' must not swallow a
+    suspect that reproduces keys no innocent reference does."""
+    delta_0 = keyset.delta_0 if delta_0 is None else delta_0
+    roles = keyset.reference_roles
+    names = [n for n, r in roles.items() if r == "calibration"] or list(roles)
+    return max((score.conf(np.array([k.r_references[n] for k in keyset.keys]), delta_0) for n in names),
+               default=0.0)
+
+
 @dataclass
 class Auditor:
     keyset: KeySet
@@ -37,6 +48,7 @@ class Auditor:
             self.delta_0 = self.keyset.delta_0
         if self.p0 is None:
             self.p0 = null_rate(self.keyset, self.delta_0)
+        self.innocent_level = innocent_level(self.keyset, self.delta_0)
         self.distance = get_distance(self.keyset.distance)
 
     def measure(self, suspect: Generator) -> np.ndarray:
@@ -48,9 +60,10 @@ class Auditor:
         m = score.matches(distances, self.delta_0)
         c = m / k if k else 0.0
         p = score.p_value(m, k, self.p0)
-        return Verdict(name=name, verdict=decide(c, p, self.alpha, self.p0), conf=c, matches=m, k=k,
-                       p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
-                       strategy=self.keyset.strategy, distances=[float(x) for x in distances])
+        return Verdict(name=name, verdict=decide(c, p, self.alpha, self.innocent_level), conf=c, matches=m,
+                       k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
+                       strategy=self.keyset.strategy, distances=[float(x) for x in distances],
+                       innocent_level=self.innocent_level)
 
     def audit(self, suspect: Generator, name: str | None = None) -> Verdict:
         return self.score(name or getattr(suspect, "name", "suspect"), self.measure(suspect))

@@ -20,6 +20,7 @@ class Verdict:
     delta_0: float
     strategy: str
     distances: list[float] = field(default_factory=list)
+    innocent_level: float = 0.0  # the share of keys held-out innocent references reproduce
 
     def to_dict(self, with_distances: bool = True) -> dict:
         d = asdict(self)

@@ -9,6 +9,17 @@ import numpy as np
 from attribcheck.models.generator import SamplerConfig
 
 
+def quiet() -> None:
+    """Loading progress bars and advice are noise in an audit's output; errors still show."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path | None = None):
     """A pipeline from a local folder (model_index.json) or a single .safetensors checkpoint.
 
@@ -19,6 +30,7 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
     import torch
     from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
+    quiet()
     path = Path(path)
     torch_dtype = getattr(torch, dtype)
     common = dict(torch_dtype=torch_dtype, use_safetensors=True, local_files_only=True)

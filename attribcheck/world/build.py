@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attribcheck.models.diffusers_generator import quiet
 from attribcheck.world.config import WorldConfig
 from attribcheck.world.layout import (WorldLayout, infringer_name, innocent_name, is_done,
                                       mark_done)
@@ -22,15 +23,6 @@ def _log(msg: str) -> None:
     from rich.console import Console
 
     Console(stderr=True).log(msg)
-
-
-def _quiet() -> None:
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def make_splits(cfg: WorldConfig, n: int, seed: int) -> dict[str, list[int]]:
@@ -245,7 +237,7 @@ class WorldBuilder:
         self.keys(dataset, splits)
 
     def build(self, datasets: list[str] | None = None) -> None:
-        _quiet()
+        quiet()
         self.layout.root.mkdir(parents=True, exist_ok=True)
         if self.layout.config.exists():
             saved = WorldConfig.load(self.layout.config)
