@@ -255,7 +255,7 @@ def pytest_terminal_summary(terminalreporter, config):
     table = Table(show_edge=False)
     for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"),
                       ("conf", "right"), ("m/K", "right"), ("p-value", "right")):
-        table.add_column(col, justify=just)
+        table.add_column(col, justify=just, overflow="fold")  # a name is wrapped, never cut
     for r in _sorted_rows(config):
         # the rule of attribcheck.assertions: red = the expectation fails, yellow = inconclusive
         met = (r["verdict"] == ATTRIBUTED) == (r["expect"] == "infringing")

@@ -103,7 +103,10 @@ def test_suite_fails_readably_when_an_expectation_is_flipped(pytester):
     pytester.makepyfile(test_suite=(ROOT / "suites" / "test_instance.py").read_text())
     result = pytester.runpytest("-p", "no:cacheprovider", "-k", "suspect")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*expected infringing*", "*conf=*", "*m/K=*", "*p-value=*", "*alpha=*", "*delta_0=*"])
+    out = result.stdout.str()
+    assert "innocent-s0: expected infringing (verdict attributed), found clean" in out
+    for needle in ("conf=0.000", "m/K=0/", "p-value=", "alpha=0.01", "delta_0=0.15"):
+        assert needle in out, needle
 
 
 def test_cli_keys_select_on_world_models(tmp_path):
