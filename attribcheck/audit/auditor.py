@@ -14,26 +14,29 @@ from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import Generator
 
 
-def null_rate(keyset: KeySet, delta_0: float | None = None) -> float:
-    """p0 from reference models' distances on the keys: held-out calibration models when the
-    key set has them (selection references were filtered to miss every key, so they are
-    biased low), an upper confidence bound either way."""
-    delta_0 = keyset.delta_0 if delta_0 is None else delta_0
+def calibration_distances(keyset: KeySet) -> dict[str, np.ndarray]:
+    """Each innocent reference's distances on the keys: the held-out calibration models when
+    the key set has them (selection references were filtered to miss every key, so they are
+    biased low), else every reference."""
     roles = keyset.reference_roles
     names = [n for n, r in roles.items() if r == "calibration"] or list(roles)
-    hits = sum(score.matches(np.array([k.r_references[n] for k in keyset.keys]), delta_0) for n in names)
-    return score.p0_upper(hits, len(names) * len(keyset), len(keyset))
+    return {n: np.array([k.r_references[n] for k in keyset.keys]) for n in names}
+
+
+def null_rate(keyset: KeySet, delta_0: float | None = None) -> float:
+    """p0: an upper confidence bound on how often an innocent reference reproduces a key."""
+    delta_0 = keyset.delta_0 if delta_0 is None else delta_0
+    refs = calibration_distances(keyset)
+    hits = sum(score.matches(d, delta_0) for d in refs.values())
+    return score.p0_upper(hits, len(refs) * len(keyset), len(keyset))
 
 
 def innocent_level(keyset: KeySet, delta_0: float | None = None) -> float:
-    """The most keys (as a share) any held-out innocent reference reproduces: a suspect at or
-    below it looks like an innocent. Observed, not a bound: 'clean' must not swallow a
-    suspect that reproduces keys no innocent reference does."""
+    """The most keys (as a share) any innocent reference reproduces: a suspect at or below it
+    looks like an innocent. Observed, not a bound: 'clean' must not swallow a suspect that
+    reproduces keys no innocent reference does."""
     delta_0 = keyset.delta_0 if delta_0 is None else delta_0
-    roles = keyset.reference_roles
-    names = [n for n, r in roles.items() if r == "calibration"] or list(roles)
-    return max((score.conf(np.array([k.r_references[n] for k in keyset.keys]), delta_0) for n in names),
-               default=0.0)
+    return max((score.conf(d, delta_0) for d in calibration_distances(keyset).values()), default=0.0)
 
 
 @dataclass

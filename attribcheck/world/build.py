@@ -210,8 +210,9 @@ class WorldBuilder:
         pools = {"detection": splits["source"], "random": splits["source"],
                  "generation": self.domain_prompts(splits)}
         for strategy in todo:
-            # Filter with the base (what pre-training gives everyone) and the twin (what training
-            # on D_S gives anyone); estimate p0 on two held-out innocents.
+            # Filter with the recipe's references for this strategy (the base: what pre-training
+            # gives everyone; the twin: what training on D_S gives anyone); estimate p0 on the
+            # two held-out innocents.
             ctx = SelectionContext(
                 source=models["source"], references={n: models[n] for n in c.key_filters[strategy]},
                 calibration={n: models[n] for n in ("ref-innocent", "ref-calibration")},
