@@ -1,4 +1,4 @@
-"""The `attribcheck` command line: keys select, audit, world build."""
+"""The `attribcheck` command line: world build, shadows build, keys select, audit."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,36 @@ def _world_build(args) -> int:
             if d in cfg.suite_keys:
                 print("wrote", write_manifest(builder.layout, cfg, d, Path(args.suites) / f"{d}.toml",
                                               cfg.suite_keys[d]))
+    return 0
+
+
+def _shadows_build(args) -> int:
+    from attribcheck.shadows.build import ShadowBuilder
+    from attribcheck.shadows.config import ShadowConfig
+
+    cfg = ShadowConfig.load(args.config) if args.config else ShadowConfig()
+    root = ShadowBuilder(args.world, args.cache, cfg).build(args.dataset or None, watermark=args.watermark)
+    print("shadows in", root)
+    return 0
+
+
+def _shadows_fit(args) -> int:
+    from attribcheck.statistical.fit import FILENAME, fit_discriminator
+
+    shadows = [(Path(p), 1) for p in args.infringing] + [(Path(p), 0) for p in args.innocent]
+    keys = args.keys
+    if args.dataset:  # the world's key set and the shadows `shadows build` made for it
+        from attribcheck.shadows.build import ShadowBuilder
+
+        builder = ShadowBuilder(args.world, args.cache)
+        keys = keys or builder.world.layout.keys(args.dataset, args.strategy)
+        shadows += builder.shadows(args.dataset)
+    if not keys or not shadows:
+        print("give --keys with --infringing/--innocent shadow folders, or --dataset for the world's", file=sys.stderr)
+        return 2
+    est = fit_discriminator(keys, shadows)
+    print(f"discriminator on {len(shadows)} shadows, leave-one-out accuracy "
+          f"{est.metadata_['cv_accuracy']:.2f} -> {Path(keys) / FILENAME}")
     return 0
 
 
@@ -76,6 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     wb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
     wb.add_argument("--suites", default="suites", help="write audit manifests here ('' for none)")
     wb.set_defaults(func=_world_build)
+
+    shadows = sub.add_parser("shadows", help="shadow models for the discriminator").add_subparsers(
+        dest="action", required=True)
+    sb = shadows.add_parser("build", help="build (or resume building) shadow models into a cache")
+    sb.add_argument("--world", default="fixtures/world")
+    sb.add_argument("--cache", help="cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    sb.add_argument("--config", help="a ShadowConfig JSON file (default: M=4 per class, the world's N)")
+    sb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
+    sb.add_argument("--watermark", action="store_true",
+                    help="also build Baseline 1's infringers, trained on watermarked source images")
+    sb.set_defaults(func=_shadows_build)
+
+    sf = shadows.add_parser("fit", help="fit a key set's discriminator on shadows; saved beside the key set")
+    sf.add_argument("--keys", help="key set folder (default with --dataset: the world's)")
+    sf.add_argument("--infringing", action="append", default=[], help="an infringing shadow's folder")
+    sf.add_argument("--innocent", action="append", default=[], help="an innocent shadow's folder")
+    sf.add_argument("--dataset", help="use the world's shadows of this dataset (from `shadows build`)")
+    sf.add_argument("--strategy", default="generation", help="with --dataset: which key set")
+    sf.add_argument("--world", default="fixtures/world")
+    sf.add_argument("--cache", help="the shadow cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    sf.set_defaults(func=_shadows_fit)
 
     keys = sub.add_parser("keys", help="key samples").add_subparsers(dest="action", required=True)
     ks = keys.add_parser("select", help="select key samples for a source model")

@@ -7,6 +7,8 @@
     alpha = 0.01                                   # optional
     # delta_0 = 0.15                               # optional; default: the key set's
     # source_kind = "diffusers"                    # optional; "folder" when the source is collected images
+    # discriminator = "../keys/discriminator.json" # optional; default: the key set's, when it has one
+    # threshold = 0.9                              # optional; P(infringing) the statistical verdict needs
 
     [[suspects]]
     name = "infringer-rho0.3-s0"
@@ -47,6 +49,12 @@ class Manifest:
     alpha: float = 0.01
     delta_0: float | None = None
     source_kind: str = "diffusers"  # how the source is opened for the self-check (see KINDS)
+    discriminator: Path | None = None  # the statistical level's discriminator, when there is one
+    threshold: float = 0.9
+
+    @property
+    def statistical(self) -> bool:
+        return self.discriminator is not None
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
@@ -77,8 +85,16 @@ class Manifest:
         names = [s.name for s in suspects]
         if len(set(names)) != len(names):
             raise ValueError(f"{path}: suspect names must be unique")
-        return cls(path, audit.get("name", path.stem), here / audit["source"], here / audit["keys"],
-                   suspects, float(audit.get("alpha", 0.01)), audit.get("delta_0"), source_kind)
+        keys = here / audit["keys"]
+        if "discriminator" in audit:
+            discriminator = here / audit["discriminator"]
+            if not discriminator.exists():
+                raise ValueError(f"{path}: discriminator {discriminator} does not exist")
+        else:
+            discriminator = keys / "discriminator.json" if (keys / "discriminator.json").exists() else None
+        return cls(path, audit.get("name", path.stem), here / audit["source"], keys, suspects,
+                   float(audit.get("alpha", 0.01)), audit.get("delta_0"), source_kind, discriminator,
+                   float(audit.get("threshold", 0.9)))
 
 
 def open_generator(spec: SuspectSpec, sampler=None):

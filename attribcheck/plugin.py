@@ -21,10 +21,12 @@ CASE = "_attrib_case"  # the hidden parameter every attribcheck fixture hangs of
 # Recorded per verdict with record_property; the controller rebuilds its rows from them.
 FIELDS = ("conf", "matches", "k", "p_value", "p0", "alpha", "delta_0", "verdict", "strategy")
 HEAD = ("manifest", "suspect", "expect")
+OPTIONAL = ("statistical_verdict", "p_infringing")  # present when a statistical test ran
 
 MANIFESTS = pytest.StashKey[dict]()  # manifest path -> Manifest (alpha override applied)
 AUDITORS = pytest.StashKey[dict]()  # manifest path -> Auditor
 VERDICTS = pytest.StashKey[dict]()  # (manifest path, suspect name or None for the source) -> Verdict
+STATISTICAL = pytest.StashKey[dict]()  # manifest path -> StatisticalAuditor
 ROWS = pytest.StashKey[dict]()  # (manifest name, suspect name) -> row, read back from reports
 
 
@@ -52,7 +54,7 @@ def pytest_configure(config):
     if not config.pluginmanager.hasplugin("xdist"):
         # we mark params with xdist_group; keep --strict-markers happy without xdist
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist loadgroup group")
-    for key in (MANIFESTS, AUDITORS, VERDICTS, ROWS):
+    for key in (MANIFESTS, AUDITORS, VERDICTS, STATISTICAL, ROWS):
         config.stash[key] = {}
     config.pluginmanager.register(_Collector(config), "attribcheck-collector")
 
@@ -103,6 +105,8 @@ def pytest_generate_tests(metafunc):
         return
     manifests = _manifests_for(metafunc.config, Path(metafunc.module.__file__).parent)
     per_suspect = "attrib_suspect" in metafunc.fixturenames
+    if "attrib_statistical_verdict" in metafunc.fixturenames:
+        manifests = [m for m in manifests if m.statistical]  # only key sets with a discriminator
     params = []
     for m in manifests:
         # one xdist worker per manifest under --dist loadgroup: models load once per worker
@@ -200,6 +204,23 @@ def attrib_source_verdict(request, attrib_manifest, attrib_auditor):
     return cache[key]
 
 
+@pytest.fixture
+def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_verdict):
+    """The current suspect's StatisticalVerdict: the key set's shadow-model discriminator on the
+    same distances the instance-level verdict measured (no further queries). Tests requesting
+    it run only for manifests whose key set has a discriminator."""
+    cache = request.config.stash[STATISTICAL]
+    if attrib_manifest.path not in cache:
+        from attribcheck.statistical.fit import StatisticalAuditor
+
+        cache[attrib_manifest.path] = StatisticalAuditor.for_keyset(
+            attrib_manifest.keys, attrib_auditor.keyset, attrib_manifest.discriminator,
+            threshold=attrib_manifest.threshold)
+    v = cache[attrib_manifest.path].verdict(attrib_verdict.name, attrib_verdict.distances)
+    request.node.user_properties.extend([("statistical_verdict", v.verdict), ("p_infringing", v.p_infringing)])
+    return v
+
+
 # -- reporting (controller side) -------------------------------------------------------------
 
 def _rows_from(properties) -> list[dict]:
@@ -209,7 +230,7 @@ def _rows_from(properties) -> list[dict]:
         if name == "manifest":
             row = {"manifest": value}
             rows.append(row)
-        elif row is not None and name in HEAD + FIELDS:
+        elif row is not None and name in HEAD + FIELDS + OPTIONAL:
             row[name] = value
     return [r for r in rows if all(f in r for f in HEAD + FIELDS)]
 
@@ -223,7 +244,8 @@ class _Collector:
 
     def pytest_runtest_logreport(self, report):
         for row in _rows_from(report.user_properties):
-            self.config.stash[ROWS][(row["manifest"], row["suspect"])] = row
+            # the instance and the statistical test of one suspect each bring part of its row
+            self.config.stash[ROWS].setdefault((row["manifest"], row["suspect"]), {}).update(row)
 
 
 def _sorted_rows(config) -> list[dict]:
@@ -235,10 +257,22 @@ def pytest_sessionfinish(session):
     path = config.getoption("attrib_json")
     if path and not hasattr(config, "workerinput"):
         rows = [{"manifest": r["manifest"], "name": r["suspect"], "expect": r["expect"],
-                 **{f: r[f] for f in FIELDS}} for r in _sorted_rows(config)]
+                 **{f: r[f] for f in FIELDS + OPTIONAL if f in r}} for r in _sorted_rows(config)]
         out = config.invocation_params.dir / path
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"verdicts": rows}, indent=2) + "\n")
+
+
+def _styled(verdict: str, expect: str):
+    """The rule of attribcheck.assertions: red = contradicts the expectation, yellow =
+    inconclusive, green = as expected."""
+    from rich.text import Text
+
+    from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, INCONCLUSIVE
+
+    contradiction = ATTRIBUTED if expect == "innocent" else CLEAN
+    style = "red" if verdict == contradiction else "yellow" if verdict == INCONCLUSIVE else "green"
+    return Text(verdict, style=style)
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -250,18 +284,20 @@ def pytest_terminal_summary(terminalreporter, config):
     from rich.table import Table
     from rich.text import Text  # Text, not markup: a suspect may be named "a[b]"
 
-    from attribcheck.audit.verdict import ATTRIBUTED, CLEAN
-
+    rows = _sorted_rows(config)
+    statistical = any("statistical_verdict" in r for r in rows)
     table = Table(show_edge=False)
-    for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"),
-                      ("conf", "right"), ("m/K", "right"), ("p-value", "right")):
+    cols = [("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("conf", "right"), ("m/K", "right"),
+            ("p-value", "right")] + ([("statistical", "left"), ("P(inf)", "right")] if statistical else [])
+    for col, just in cols:
         table.add_column(col, justify=just, overflow="fold")  # a name is wrapped, never cut
-    for r in _sorted_rows(config):
-        # the rule of attribcheck.assertions: red = the expectation fails, yellow = inconclusive
-        met = (r["verdict"] == ATTRIBUTED) == (r["expect"] == "infringing")
-        style = "red" if not met else "green" if r["verdict"] in (ATTRIBUTED, CLEAN) else "yellow"
-        table.add_row(Text(f"{r['manifest']}::{r['suspect']}"), r["expect"], Text(r["verdict"], style=style),
-                      f"{r['conf']:.3f}", f"{r['matches']}/{r['k']}", f"{r['p_value']:.3g}")
+    for r in rows:
+        cells = [Text(f"{r['manifest']}::{r['suspect']}"), r["expect"], _styled(r["verdict"], r["expect"]),
+                 f"{r['conf']:.3f}", f"{r['matches']}/{r['k']}", f"{r['p_value']:.3g}"]
+        if statistical:
+            sv = r.get("statistical_verdict")
+            cells += [_styled(sv, r["expect"]) if sv else "", f"{r['p_infringing']:.3f}" if sv else ""]
+        table.add_row(*cells)
     buf = io.StringIO()
     markup = terminalreporter.hasmarkup
     Console(file=buf, width=config.get_terminal_writer().fullwidth, force_terminal=markup,

@@ -28,6 +28,21 @@ class Verdict:
             d.pop("distances")
         return d
 
+    def evidence(self) -> str:
+        return (f"conf={self.conf:.3f}, m/K={self.matches}/{self.k}, p-value={self.p_value:.3g}, "
+                f"p0={self.p0:.3f}, alpha={self.alpha}, delta_0={self.delta_0}, keys={self.strategy}")
+
+    def reason(self) -> str:
+        """Why this verdict, in one sentence."""
+        if self.verdict == ATTRIBUTED:
+            return (f"p-value {self.p_value:.3g} < alpha {self.alpha}: it reproduces more keys than an "
+                    f"innocent model would by chance (p0={self.p0:.3f})")
+        if self.verdict == CLEAN:
+            return (f"conf {self.conf:.3f} <= {self.innocent_level:.3f}, the innocent references' level: "
+                    f"it reproduces no more keys than innocent models")
+        return (f"p-value {self.p_value:.3g} >= alpha {self.alpha}, but conf {self.conf:.3f} > "
+                f"{self.innocent_level:.3f}, the innocent references' level")
+
     def summary(self) -> str:
         return (f"{self.name}: {self.verdict} (conf={self.conf:.3f}, m/K={self.matches}/{self.k}, "
                 f"p={self.p_value:.3g}, p0={self.p0:.3f}, alpha={self.alpha}, "

@@ -11,7 +11,15 @@ def main(argv=None) -> int:
     inst.add_argument("--k", type=int, default=30)
     inst.add_argument("--alpha", type=float, default=0.01)
     inst.add_argument("--figure", help="write a PNG of keys beside source and suspect outputs")
+    paper = sub.add_parser("paper", help="Figures 6 and 7, Tables 1 and 2 on the tiny world (builds shadows)")
+    paper.add_argument("--out", required=True, help="folder for results.json and the PNG plots")
+    paper.add_argument("--world", default="fixtures/world")
+    paper.add_argument("--cache", help="shadow cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     args = parser.parse_args(argv)
+    if args.bench == "paper":
+        from attribcheck.bench.paper import run as run_paper
+
+        return run_paper(args)
     if args.bench == "instance":
         from attribcheck.bench.instance import run
 

@@ -56,17 +56,36 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
+    def leave_one_out_accuracy(self) -> float:
+        """How often a copy fitted without one shadow classifies that shadow right: the
+        discriminator's own evidence that the shadows' profiles separate at all."""
+        from sklearn.model_selection import LeaveOneOut, cross_val_score
+
+        check_is_fitted(self)
+        est = ShadowDiscriminator(self.classifier, self.bins)
+        scores = [s for s in cross_val_score(est, self.X_fit_, self.y_fit_, cv=LeaveOneOut(), error_score=0.0)]
+        return float(np.mean(scores))
+
+    def save(self, path: str | Path, **metadata) -> None:
+        """JSON: the classifier's description, the shadows' profiles and `metadata` (for a
+        key set's discriminator: its content hash, so the pair cannot drift apart)."""
         check_is_fitted(self)
         clf = self.classifier if self.classifier is not None else default_classifier()
-        spec = _describe(clf)
-        Path(path).write_text(json.dumps({"bins": list(self.bins), "classifier": spec,
-                                          "X": self.X_fit_.tolist(), "y": self.y_fit_.tolist()}))
+        Path(path).write_text(json.dumps({"bins": list(self.bins), "classifier": _describe(clf),
+                                          "X": self.X_fit_.tolist(), "y": self.y_fit_.tolist(),
+                                          "metadata": metadata}))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ShadowDiscriminator":
+    def load(cls, path: str | Path, **expected) -> "ShadowDiscriminator":
+        """Load and refit; each `expected` metadata item (e.g. keyset_hash=...) must match."""
         data = json.loads(Path(path).read_text())
+        meta = data.get("metadata", {})
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise ValueError(f"{path}: {key} is {meta.get(key)!r}, expected {value!r}; "
+                                 f"the discriminator belongs to another key set")
         est = cls(classifier=_build(data["classifier"]), bins=tuple(data["bins"]))
+        est.metadata_ = meta
         return est.fit(np.asarray(data["X"]), np.asarray(data["y"]))
 
 

@@ -1,0 +1,86 @@
+"""The paper report's tables (terminal) and plots (PNG, matplotlib)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+STRATEGY_LABELS = {"detection": "Strategy 1 (detection)", "generation": "Strategy 2 (generation)",
+                   "watermark": "Baseline 1 (watermark)", "random": "Baseline 2 (random keys)"}
+
+
+def print_tables(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for name, r in results["datasets"].items():
+        fig6 = r["figure6"]
+        rhos = list(next(iter(fig6.values())))
+        t = Table(title=f"{name} - Figure 6: mean conf vs rho (K per strategy: {r['details']['k']})")
+        t.add_column("method")
+        for rho in rhos:
+            t.add_column(f"rho={rho}", justify="right")
+        for s, row in fig6.items():
+            t.add_row(STRATEGY_LABELS.get(s, s), *[f"{row[rho]:.3f}" for rho in rhos])
+        console.print(t)
+        d = r["details"]["table1"]
+        t = Table(title=f"{name} - Table 1: discriminator ({r['details']['statistical_strategy']} keys; "
+                        f"shadows {d['shadows']}, test {d['test']})")
+        for col in r["table1"]:
+            t.add_column(col, justify="right")
+        t.add_row(*[f"{v:.3f}" for v in r["table1"].values()])
+        console.print(t)
+        t = Table(title=f"{name} - Table 2: keys per distance bin ({r['table2']['models']})")
+        t.add_column("suspect")
+        cols = [c for c in r["table2"]["infringing"] if c != "k"]
+        for c in cols:
+            t.add_column(c, justify="right")
+        for who in ("innocent", "infringing"):
+            row = r["table2"][who]
+            t.add_row(who, *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols])
+        console.print(t)
+        console.print(f"{name} - Figure 7 (detection keys): infringers' mean conf vs K {r['figure7']}; "
+                      f"innocents' {r['figure7_innocent']}")
+
+
+def plot_all(results: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = results["datasets"]
+    paths = []
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], datasets.items()):
+        for s, row in r["figure6"].items():
+            ax.plot([float(x) for x in row], list(row.values()), marker="o", label=STRATEGY_LABELS.get(s, s))
+        ax.set(title=f"{name}: Figure 6", xlabel="rho (share of source generations)", ylabel="mean conf", ylim=(0, 1.05))
+        ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "figure6.png"))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], datasets.items()):
+        for key, label in (("figure7", "infringers"), ("figure7_innocent", "innocents")):
+            ax.plot([int(k) for k in r[key]], list(r[key].values()), marker="o", label=label)
+        ax.set(title=f"{name}: Figure 7 (Strategy 1 keys)", xlabel="K", ylabel="mean conf", ylim=(0, 1.05))
+        ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "figure7.png"))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], datasets.items()):
+        bins = [c for c in r["table2"]["innocent"] if c not in ("mean", "best", "k")]
+        for i, who in enumerate(("innocent", "infringing")):
+            ax.bar([j + 0.4 * i for j in range(len(bins))], [r["table2"][who][b] for b in bins], width=0.4,
+                   label=f"{who} ({r['table2']['models'][who]})")
+        ax.set_xticks([j + 0.2 for j in range(len(bins))], bins, fontsize=8)
+        ax.set(title=f"{name}: Table 2", xlabel="reconstruction distance", ylabel="keys")
+        ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "table2.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

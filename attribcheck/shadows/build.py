@@ -1,0 +1,119 @@
+"""`attribcheck shadows build`: shadow models in a cache folder outside git, resumable.
+
+The cache is keyed by a fingerprint of the world's recipe and the shadow recipe, so a
+changed world never reuses stale shadows. Each finished model gets a `.done` marker. The
+same loop builds Baseline 1's watermark infringers (trained on stamped source images).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from attribcheck.shadows.config import ShadowConfig
+from attribcheck.world.config import WorldConfig
+from attribcheck.world.layout import WorldLayout, is_done, mark_done, rho_tag
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("ATTRIBCHECK_CACHE", Path.home() / ".cache" / "attribcheck"))
+
+
+def fingerprint(*texts: str) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode())
+    return h.hexdigest()[:12]
+
+
+class ShadowBuilder:
+    def __init__(self, world_root: str | Path, cache: str | Path | None = None, cfg: ShadowConfig | None = None,
+                 watermark=None):
+        from attribcheck.watermark.dct import WatermarkConfig
+        from attribcheck.world.build import WorldBuilder
+
+        layout = WorldLayout(Path(world_root))
+        self.world = WorldBuilder(world_root, WorldConfig.load(layout.config))
+        self.cfg = cfg or ShadowConfig()
+        self.watermark = watermark or WatermarkConfig()
+        cache = Path(cache or default_cache())
+        world = layout.config.read_text()
+        self.root = cache / "shadows" / fingerprint(world, self.cfg.to_json())
+        self.watermark_root = cache / "watermark" / fingerprint(world, self.cfg.to_json(), self.watermark.to_json())
+
+    def folder(self, dataset: str, name: str) -> Path:
+        return self.root / dataset / name
+
+    def shadows(self, dataset: str) -> list[tuple[Path, int]]:
+        """(folder, label) of every shadow of a dataset: 1 = infringing, 0 = innocent."""
+        return [(self.folder(dataset, n), int(rho > 0)) for n, rho in self.cfg.plan()]
+
+    def watermark_infringer(self, dataset: str, rho: float) -> Path:
+        return self.watermark_root / dataset / f"watermark-infringer-rho{rho_tag(rho)}"
+
+    def _generations(self, dataset: str, stamp: bool = False):
+        from attribcheck.train.mix import generated_dataset
+
+        w = self.world
+        _, splits = w.data(dataset)
+        prompts = w.domain_prompts(splits)
+        grid = w.source_generations(dataset, prompts)
+        if stamp:  # Baseline 1: the owner stamps every image it hands out
+            from attribcheck.watermark.dct import DctWatermark
+
+            mark = DctWatermark(self.watermark, side=w.cfg.side)
+            grid = mark.embed_many(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape)
+        return splits["real"], generated_dataset(prompts, grid)
+
+    def shadow_jobs(self, dataset: str):
+        from attribcheck.train.mix import mix
+
+        real, gens = self._generations(dataset)
+        n = self.cfg.size or self.world.cfg.suspect_size
+        for i, (name, rho) in enumerate(self.cfg.plan()):
+            seed = self.cfg.seed + 100 * (sum(map(ord, dataset)) % 100) + i
+            yield dataset, self.folder(dataset, name), mix(real, gens, n, rho, seed), seed
+
+    def watermark_jobs(self, dataset: str):
+        from attribcheck.train.mix import mix
+
+        real, gens = self._generations(dataset, stamp=True)
+        n = self.cfg.size or self.world.cfg.suspect_size
+        for i, rho in enumerate(self.world.cfg.rhos):
+            seed = self.cfg.seed + 50 + 100 * (sum(map(ord, dataset)) % 100) + i
+            yield dataset, self.watermark_infringer(dataset, rho), mix(real, gens, n, rho, seed), seed
+
+    def build(self, datasets: list[str] | None = None, watermark: bool = False) -> Path:
+        """Shadows (and with `watermark`, the watermark infringers) of each dataset."""
+        datasets = datasets or self.world.cfg.datasets
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cfg.save(self.root / "shadow_config.json")
+        jobs = [j for d in datasets for j in self.shadow_jobs(d)]
+        if watermark:
+            self.watermark_root.mkdir(parents=True, exist_ok=True)
+            self.watermark.save(self.watermark_root / "watermark_config.json")
+            jobs += [j for d in datasets for j in self.watermark_jobs(d)]
+        self._train(jobs)
+        return self.root
+
+    def _train(self, jobs) -> None:
+        from rich.progress import Progress
+
+        from attribcheck.models.diffusers_generator import quiet
+        from attribcheck.train.finetune import FinetuneConfig, finetune
+
+        quiet()
+        w = self.world
+        todo = [j for j in jobs if not is_done(j[1])]
+        with Progress() as bar:
+            task = bar.add_task("shadow models", total=len(jobs), completed=len(jobs) - len(todo))
+            for dataset, out, train_set, seed in todo:
+                bar.update(task, description=f"{dataset}/{out.name}")
+                ft = FinetuneConfig(steps=self.cfg.steps or w.cfg.suspect_steps, seed=seed,
+                                    learning_rate=self.cfg.learning_rate or w.cfg.suspect_lr,
+                                    resolution=w.cfg.side)
+                finetune(w.layout.model(dataset, "base"), train_set, ft, out)
+                (out / "train_set.json").write_text(json.dumps({"ids": train_set.ids}))
+                mark_done(out)
+                bar.advance(task)

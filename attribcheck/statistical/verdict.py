@@ -1,0 +1,53 @@
+"""The statistical-level verdict: the discriminator's P(infringing) for a suspect's profile."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, INCONCLUSIVE
+
+
+@dataclass
+class StatisticalVerdict:
+    name: str
+    verdict: str
+    p_infringing: float
+    threshold: float  # attributed at >= threshold, clean at <= 1 - threshold
+    cv_accuracy: float  # the discriminator's leave-one-out accuracy on its own shadows
+    min_cv_accuracy: float
+    shadows: int
+    k: int
+    strategy: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def evidence(self) -> str:
+        return (f"P(infringing)={self.p_infringing:.3f}, threshold={self.threshold}, "
+                f"shadow leave-one-out accuracy={self.cv_accuracy:.2f} ({self.shadows} shadows), "
+                f"K={self.k}, keys={self.strategy}")
+
+    def reason(self) -> str:
+        if self.cv_accuracy < self.min_cv_accuracy:
+            return (f"the discriminator tells its own shadows apart only {self.cv_accuracy:.2f} of the time "
+                    f"(< {self.min_cv_accuracy}): it cannot support a verdict")
+        if self.verdict == ATTRIBUTED:
+            return f"the discriminator gives P(infringing) {self.p_infringing:.3f} >= {self.threshold}"
+        if self.verdict == CLEAN:
+            return f"the discriminator gives P(infringing) {self.p_infringing:.3f} <= {1 - self.threshold:.3g}"
+        return (f"the discriminator's P(infringing) {self.p_infringing:.3f} lies between "
+                f"{1 - self.threshold:.3g} and {self.threshold}")
+
+    def summary(self) -> str:
+        return f"{self.name}: {self.verdict} (statistical; {self.evidence()})"
+
+
+def decide_statistical(p_infringing: float, threshold: float, cv_accuracy: float, min_cv_accuracy: float) -> str:
+    if not 0.5 < threshold <= 1:
+        raise ValueError("threshold must lie in (0.5, 1]")
+    if cv_accuracy < min_cv_accuracy:
+        return INCONCLUSIVE
+    if p_infringing >= threshold:
+        return ATTRIBUTED
+    if p_infringing <= 1 - threshold:
+        return CLEAN
+    return INCONCLUSIVE
