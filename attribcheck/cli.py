@@ -85,11 +85,23 @@ def _audit(args) -> int:
     if args.alpha is not None:
         manifest.alpha = args.alpha
     results = audit_manifest(manifest)
+    statistical = None
+    if manifest.statistical:  # the key set has a discriminator: the statistical level too
+        from attribcheck.keys.keyset import KeySet
+        from attribcheck.statistical.fit import StatisticalAuditor
+
+        statistical = StatisticalAuditor.for_keyset(manifest.keys, KeySet.load(manifest.keys),
+                                                    manifest.discriminator, threshold=manifest.threshold)
     console = Console()
     rows = []
     for spec, v in results:
         console.print(v.summary() + f" [expected {spec.expect}]")
-        rows.append({**v.to_dict(with_distances=args.distances), "expect": spec.expect})
+        row = {**v.to_dict(with_distances=args.distances), "expect": spec.expect}
+        if statistical:
+            sv = statistical.verdict(v.name, v.distances)
+            console.print("  " + sv.summary())
+            row["statistical"] = sv.to_dict()
+        rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps({"manifest": str(manifest.path), "suspects": rows}, indent=2))
     return 0

@@ -32,20 +32,33 @@ def test_mix_refuses_impossible_requests():
         mix(_real(10), gens, 10, 0.5, 0)
 
 
-def test_micro_world_builds_and_resumes(tmp_path):
-    """The whole recipe at toy size: every model is a loadable pipeline folder, keys exist,
-    and a second build does no work (resumable)."""
+MICRO = dict(datasets=["digits"], pretrain_size=16, source_size=8, domain_extra=4, real_pool=24,
+             vae_steps=3, base_steps=3, source_steps=3, twin_steps=3, suspect_steps=3,
+             suspect_size=8, rhos=[1.0], suspect_seeds=[0], innocent_seeds=[0], k=4,
+             query_seeds=[0], sampler_steps=2, generation_seeds=1)
+
+
+@pytest.fixture(scope="module")
+def micro_world(tmp_path_factory):
+    """The whole recipe at toy size (3 training steps per model)."""
+    from attribcheck.world.build import WorldBuilder
+    from attribcheck.world.config import WorldConfig
+
+    builder = WorldBuilder(tmp_path_factory.mktemp("micro") / "w", WorldConfig(**MICRO))
+    builder.build()
+    return builder
+
+
+def test_micro_world_builds_and_resumes(micro_world):
+    """Every model is a loadable pipeline folder, keys exist, and a second build does no
+    work (resumable)."""
     from attribcheck.keys.keyset import KeySet
     from attribcheck.models.diffusers_generator import DiffusersGenerator
     from attribcheck.world.build import WorldBuilder
     from attribcheck.world.config import WorldConfig
 
-    cfg = WorldConfig(datasets=["digits"], pretrain_size=16, source_size=8, domain_extra=4, real_pool=24,
-                      vae_steps=3, base_steps=3, source_steps=3, twin_steps=3, suspect_steps=3,
-                      suspect_size=8, rhos=[1.0], suspect_seeds=[0], innocent_seeds=[0], k=4,
-                      query_seeds=[0], sampler_steps=2, generation_seeds=1)
-    builder = WorldBuilder(tmp_path / "w", cfg)
-    builder.build()
+    builder, cfg = micro_world, micro_world.cfg
+    root = builder.layout.root
     layout = builder.layout
     for name in ("base", "source", "infringer-rho1.0-s0", "innocent-s0", "innocent-overlap-s0", "ref-twin"):
         folder = layout.model("digits", name)
@@ -57,10 +70,43 @@ def test_micro_world_builds_and_resumes(tmp_path):
     ks = KeySet.load(layout.keys("digits", "random"))
     assert len(ks) == 4 and set(ks.reference_roles.values()) == {"selection", "calibration"}
     stamp = (layout.model("digits", "source") / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime
-    WorldBuilder(tmp_path / "w", cfg).build()
+    WorldBuilder(root, cfg).build()
     assert (layout.model("digits", "source") / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime == stamp
     with pytest.raises(ValueError, match="another recipe"):
-        WorldBuilder(tmp_path / "w", WorldConfig(datasets=["digits"])).build()
+        WorldBuilder(root, WorldConfig(datasets=["digits"])).build()
+
+
+def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
+    """Shadows and watermark infringers land in the cache; a build killed half-way resumes
+    with only the unfinished model; the fitted discriminator is saved beside its key set."""
+    from attribcheck.cli import main
+    from attribcheck.keys.keyset import KeySet
+    from attribcheck.shadows.build import ShadowBuilder
+    from attribcheck.shadows.config import ShadowConfig
+    from attribcheck.statistical.fit import FILENAME, StatisticalAuditor
+
+    cfg = ShadowConfig(per_class=2, steps=3)
+    builder = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", cfg)
+    builder.build(watermark=True)
+    folders = [f for f, _ in builder.shadows("digits")] + [builder.watermark_infringer("digits", 1.0)]
+    assert all((f / ".done").exists() for f in folders) and [lab for _, lab in builder.shadows("digits")] == [1, 1, 0, 0]
+    assert str(builder.root).startswith(str(tmp_path / "cache"))
+    # "kill" the build during the last shadow: only that one trains again
+    weights = lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime_ns  # noqa: E731
+    before = {f: weights(f) for f in folders}
+    (folders[3] / ".done").unlink()
+    ShadowBuilder(micro_world.layout.root, tmp_path / "cache", cfg).build(watermark=True)
+    assert [weights(f) != before[f] for f in folders] == [False, False, False, True, False]
+    # another shadow recipe never reuses these shadows
+    assert ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=3)).root != builder.root
+    keys = tmp_path / "keys"
+    KeySet.load(micro_world.layout.keys("digits", "random")).save(keys)
+    args = ["shadows", "fit", "--keys", str(keys)]
+    for f, lab in builder.shadows("digits"):
+        args += ["--infringing" if lab else "--innocent", str(f)]
+    assert main(args) == 0
+    aud = StatisticalAuditor.for_keyset(keys, KeySet.load(keys))
+    assert (keys / FILENAME).exists() and len(aud.discriminator.y_fit_) == 4
 
 
 def test_vae_scaling_gives_unit_latents():
