@@ -50,7 +50,7 @@ def test_table1_scores_held_out_models():
 
 
 def test_report_draws_its_plots(tmp_path):
-    from attribcheck.bench.report import plot_all
+    from attribcheck.bench.report import markdown, plot_all
 
     t2 = {"innocent": {**{b: 1 for b in BIN_LABELS}, "mean": 0.2, "best": 0.05, "k": 5},
           "infringing": {**{b: 1 for b in BIN_LABELS}, "mean": 0.1, "best": 0.01, "k": 5},
@@ -59,5 +59,11 @@ def test_report_draws_its_plots(tmp_path):
     results = {"datasets": {"toy": {"figure6": fig6, "table2": t2, "figure7": {"20": 0.3, "30": 0.4},
                                     "figure7_innocent": {"20": 0.0, "30": 0.05}}}}
     paths = plot_all(results, tmp_path)
+    results["datasets"]["toy"]["table1"] = {"accuracy": 1.0, "auc": 1.0}
+    results["datasets"]["toy"]["details"] = {"k": {"detection": 30}, "statistical_strategy": "detection", "table1": {
+        "shadows": {"infringing": 6}, "test": {"infringing": 8}, "shadow_cv_accuracy": 0.9}}
+    results["wall_seconds"] = 1.0
+    md = markdown(results)
+    assert "| Baseline 1 (watermark) | 0.100 | 0.500 |" in md and "| infringers | 0.300 | 0.400 |" in md
     assert [p.name for p in paths] == ["figure6.png", "figure7.png", "table2.png"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -97,8 +97,13 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     (folders[3] / ".done").unlink()
     ShadowBuilder(micro_world.layout.root, tmp_path / "cache", cfg).build(watermark=True)
     assert [weights(f) != before[f] for f in folders] == [False, False, False, True, False]
-    # another shadow recipe never reuses these shadows
-    assert ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=3)).root != builder.root
+    # another training recipe never reuses these shadows; more shadows of this one do
+    assert ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=2, steps=4)).root != builder.root
+    more = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=3, steps=3))
+    assert more.root == builder.root
+    more.build()
+    assert len(more.shadows("digits")) == 6 and all((f / ".done").exists() for f, _ in more.shadows("digits"))
+    assert all(weights(f) == before[f] for f in folders[:3])  # the first shadows were kept
     keys = tmp_path / "keys"
     KeySet.load(micro_world.layout.keys("digits", "random")).save(keys)
     args = ["shadows", "fit", "--keys", str(keys)]

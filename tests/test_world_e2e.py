@@ -9,6 +9,7 @@ from attribcheck.audit.verdict import ATTRIBUTED
 from attribcheck.keys.keyset import KeySet
 from attribcheck.manifest import Manifest
 from attribcheck.models.diffusers_generator import DiffusersGenerator
+from attribcheck.statistical.fit import FILENAME, StatisticalAuditor
 from attribcheck.world.config import WorldConfig
 from attribcheck.world.layout import WorldLayout
 
@@ -60,6 +61,13 @@ def test_no_verdict_contradicts_the_truth(suite_dataset, keyset):
     vi, vn = auditor.audit(infringer), auditor.audit(innocent)
     assert vi.verdict != "clean" and vn.verdict != ATTRIBUTED, (vi.summary(), vn.summary())
     assert vi.conf > vn.conf
+    # the statistical level, where the suite's key set ships a discriminator (fitted on
+    # shadows, which these suspects never were), on the same distances
+    if (LAYOUT.keys(dataset, CFG.suite_keys[dataset]) / FILENAME).exists():
+        stat = StatisticalAuditor.for_keyset(LAYOUT.keys(dataset, CFG.suite_keys[dataset]), keyset)
+        si, sn = stat.verdict(vi.name, vi.distances), stat.verdict(vn.name, vn.distances)
+        assert si.verdict != "clean" and sn.verdict != ATTRIBUTED, (si.summary(), sn.summary())
+        assert si.p_infringing > sn.p_infringing
 
 
 def test_emoji_infringer_attributed():

@@ -128,9 +128,10 @@ def run(args) -> int:
     results = {"datasets": {d: bench.dataset(d) for d in bench.cfg.datasets}}
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    from attribcheck.bench.report import plot_all, print_tables
+    from attribcheck.bench.report import markdown, plot_all, print_tables
 
     print_tables(results)
+    (out / "results.md").write_text(markdown(results))
     plot_all(results, out)
     print(f"wall time: {results['wall_seconds']} s -> {out / 'results.json'}")
     return 0

@@ -84,3 +84,38 @@ def _save(fig, path: Path) -> Path:
 
     plt.close(fig)
     return path
+
+
+def markdown(results: dict) -> str:
+    """The report's tables as Markdown (the README's results section is pasted from it)."""
+    lines = []
+    for name, r in results["datasets"].items():
+        det = r["details"]
+        fig6 = r["figure6"]
+        rhos = list(next(iter(fig6.values())))
+        lines += [f"**{name}: Figure 6**, mean conf vs rho (K: {det['k']})", "",
+                  "| method | " + " | ".join(f"rho = {x}" for x in rhos) + " |",
+                  "|---|" + "---|" * len(rhos)]
+        lines += [f"| {STRATEGY_LABELS.get(s, s)} | " + " | ".join(f"{row[x]:.3f}" for x in rhos) + " |"
+                  for s, row in fig6.items()]
+        t1 = det["table1"]
+        lines += ["", f"**{name}: Table 1**, discriminator on {det['statistical_strategy']} keys "
+                  f"(shadows {t1['shadows']}, held-out test models {t1['test']}, shadows' leave-one-out "
+                  f"accuracy {t1['shadow_cv_accuracy']:.2f})", "",
+                  "| " + " | ".join(r["table1"]) + " |", "|" + "---|" * len(r["table1"]),
+                  "| " + " | ".join(f"{v:.3f}" for v in r["table1"].values()) + " |", ""]
+        t2 = r["table2"]
+        cols = [c for c in t2["infringing"] if c != "k"]
+        lines += [f"**{name}: Table 2**, keys per distance bin (K = {t2['infringing']['k']})", "",
+                  "| suspect | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for who in ("innocent", "infringing"):
+            row = t2[who]
+            lines.append(f"| {who} (`{t2['models'][who]}`) | " + " | ".join(
+                f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols) + " |")
+        ks = list(r["figure7"])
+        lines += ["", f"**{name}: Figure 7**, mean conf vs K (Strategy 1 keys)", "",
+                  "| | " + " | ".join(f"K = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks),
+                  "| infringers | " + " | ".join(f"{r['figure7'][k]:.3f}" for k in ks) + " |",
+                  "| innocents | " + " | ".join(f"{r['figure7_innocent'][k]:.3f}" for k in ks) + " |", ""]
+    lines.append(f"Wall time: {results['wall_seconds']} s.")
+    return "\n".join(lines) + "\n"

@@ -43,6 +43,12 @@ def watermark_conf(builder, dataset: str, rhos, innocents: list[Path]) -> dict:
     clean = grid.reshape(-1, *grid.shape[2:])
     stamped = mark.embed_many(clean)
     rms = float(np.sqrt(np.mean((stamped - clean) ** 2)))
+    from diffusers import AutoencoderKL
+
+    from attribcheck.train.vae import round_trip
+
+    through_vae = round_trip(AutoencoderKL.from_pretrained(str(w.layout.shared / "vae")), stamped)
     return {"conf": conf, "innocent_conf": innocent, "prompts": len(prompts),
             "stamp_psnr_db": float(20 * np.log10(1 / rms)), "clean_bits_min": int(mark.bit_accuracy(stamped).min()),
+            "marked_after_vae": float(np.mean(mark.carries_mark(through_vae))),
             "match_bits": mark.cfg.match_bits, "bits": mark.cfg.bits}

@@ -39,15 +39,15 @@ class ShadowBuilder:
         self.watermark = watermark or WatermarkConfig()
         cache = Path(cache or default_cache())
         world = layout.config.read_text()
-        self.root = cache / "shadows" / fingerprint(world, self.cfg.to_json())
-        self.watermark_root = cache / "watermark" / fingerprint(world, self.cfg.to_json(), self.watermark.to_json())
+        self.root = cache / "shadows" / fingerprint(world, self.cfg.identity())
+        self.watermark_root = cache / "watermark" / fingerprint(world, self.cfg.identity(), self.watermark.to_json())
 
     def folder(self, dataset: str, name: str) -> Path:
         return self.root / dataset / name
 
     def shadows(self, dataset: str) -> list[tuple[Path, int]]:
         """(folder, label) of every shadow of a dataset: 1 = infringing, 0 = innocent."""
-        return [(self.folder(dataset, n), int(rho > 0)) for n, rho in self.cfg.plan()]
+        return [(self.folder(dataset, n), int(rho > 0)) for n, rho, _ in self.cfg.plan()]
 
     def watermark_infringer(self, dataset: str, rho: float) -> Path:
         return self.watermark_root / dataset / f"watermark-infringer-rho{rho_tag(rho)}"
@@ -71,8 +71,8 @@ class ShadowBuilder:
 
         real, gens = self._generations(dataset)
         n = self.cfg.size or self.world.cfg.suspect_size
-        for i, (name, rho) in enumerate(self.cfg.plan()):
-            seed = self.cfg.seed + 100 * (sum(map(ord, dataset)) % 100) + i
+        for name, rho, offset in self.cfg.plan():
+            seed = self.cfg.seed + 100 * (sum(map(ord, dataset)) % 100) + offset
             yield dataset, self.folder(dataset, name), mix(real, gens, n, rho, seed), seed
 
     def watermark_jobs(self, dataset: str):

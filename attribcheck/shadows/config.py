@@ -1,6 +1,7 @@
 """How many shadows, on how much data, trained how (defaults follow the world's suspects)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from attribcheck.config import JsonConfig
@@ -9,8 +10,8 @@ from attribcheck.config import JsonConfig
 @dataclass
 class ShadowConfig(JsonConfig):
     # The paper trains M = 10 shadows per class on N = 500 pairs. One tiny fine-tune costs
-    # ~3 CPU minutes here, so the tiny world uses M = 4 per class on the suspects' N.
-    per_class: int = 4
+    # ~3 CPU minutes here, so the tiny world uses M = 6 per class on the suspects' N.
+    per_class: int = 6
     size: int | None = None  # N; None: the world's suspect_size
     # infringing shadows cycle through these generation rates; innocent shadows use 0
     rhos: list = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0])
@@ -18,7 +19,13 @@ class ShadowConfig(JsonConfig):
     learning_rate: float | None = None  # None: the world's suspect_lr
     seed: int = 7000  # apart from every seed the world uses
 
-    def plan(self) -> list[tuple[str, float]]:
-        """(name, rho) per shadow: infringing first, then innocent."""
-        inf = [(f"shadow-infringing-{i}", float(self.rhos[i % len(self.rhos)])) for i in range(self.per_class)]
-        return inf + [(f"shadow-innocent-{i}", 0.0) for i in range(self.per_class)]
+    def plan(self) -> list[tuple[str, float, int]]:
+        """(name, rho, seed offset) per shadow: infringing first, then innocent. Offsets come
+        in blocks of four per class, so raising per_class keeps every shadow already built."""
+        inf = [(f"shadow-infringing-{i}", float(self.rhos[i % len(self.rhos)]), 8 * (i // 4) + i % 4)
+               for i in range(self.per_class)]
+        return inf + [(f"shadow-innocent-{i}", 0.0, 8 * (i // 4) + 4 + i % 4) for i in range(self.per_class)]
+
+    def identity(self) -> str:
+        """What the shadows' training depends on (per_class only adds more of them)."""
+        return json.dumps({k: v for k, v in self.to_dict().items() if k != "per_class"}, sort_keys=True)

@@ -36,3 +36,17 @@ def train_vae(vae, images: np.ndarray, steps: int = 2000, batch_size: int = 64, 
     vae.register_to_config(scaling_factor=float(1.0 / mean.std()))
     rms = float(((recon - data) / 2).pow(2).mean(dim=(1, 2, 3)).sqrt().mean())
     return vae, rms
+
+
+def round_trip(vae, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Images (N,H,W,3 in [0,1]) through the VAE's posterior mean and back: the most of an
+    image a latent diffusion model can learn to reproduce."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(np.asarray(images[i:i + batch], np.float32)).permute(0, 3, 1, 2) * 2 - 1
+            y = vae.decode(vae.encode(x.to(vae.dtype)).latent_dist.mean).sample.float()
+            out.append(((y.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
