@@ -63,6 +63,8 @@ def test_report_draws_its_plots(tmp_path):
     results["datasets"]["toy"]["details"] = {"k": {"detection": 30}, "statistical_strategy": "detection", "table1": {
         "shadows": {"infringing": 6}, "test": {"infringing": 8}, "shadow_cv_accuracy": 0.9}}
     results["wall_seconds"] = 1.0
+    results["datasets"]["toy"]["details"]["table1"].update(labels={"a": 1, "b": 0}, p_infringing={"a": 0.9, "b": 0.2})
+    assert [p.name for p in plot_all(results, tmp_path)][-1] == "roc.png"
     md = markdown(results)
     assert "| Baseline 1 (watermark) | 0.100 | 0.500 |" in md and "| infringers | 0.300 | 0.400 |" in md
     assert [p.name for p in paths] == ["figure6.png", "figure7.png", "table2.png"]

@@ -85,7 +85,7 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     from attribcheck.shadows.config import ShadowConfig
     from attribcheck.statistical.fit import FILENAME, StatisticalAuditor
 
-    cfg = ShadowConfig(per_class=2, steps=3)
+    cfg = ShadowConfig(per_class=2, overlap_innocents=0, steps=3)
     builder = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", cfg)
     builder.build(watermark=True)
     folders = [f for f, _ in builder.shadows("digits")] + [builder.watermark_infringer("digits", 1.0)]
@@ -99,10 +99,14 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     assert [weights(f) != before[f] for f in folders] == [False, False, False, True, False]
     # another training recipe never reuses these shadows; more shadows of this one do
     assert ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=2, steps=4)).root != builder.root
-    more = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=3, steps=3))
+    more = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=3, overlap_innocents=1, steps=3))
     assert more.root == builder.root
     more.build()
-    assert len(more.shadows("digits")) == 6 and all((f / ".done").exists() for f, _ in more.shadows("digits"))
+    assert [lab for _, lab in more.shadows("digits")] == [1, 1, 1, 0, 0, 0, 0]
+    assert all((f / ".done").exists() for f, _ in more.shadows("digits"))
+    overlap = json.loads((more.folder("digits", "shadow-innocent-overlap-0") / "train_set.json").read_text())["ids"]
+    d_s = json.loads((micro_world.layout.model("digits", "source") / "train_set.json").read_text())["ids"]
+    assert set(overlap) & set(d_s) and not any(i.startswith("gen") for i in overlap)
     assert all(weights(f) == before[f] for f in folders[:3])  # the first shadows were kept
     keys = tmp_path / "keys"
     KeySet.load(micro_world.layout.keys("digits", "random")).save(keys)

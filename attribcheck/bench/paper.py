@@ -105,6 +105,7 @@ def table1(keyset: KeySet, profiles: dict, shadows, tests) -> dict:
     p = est.predict_proba(np.stack([profiles[n] for n, _ in tests]))[:, 1]
     return {"metrics": {name: float(m(y_test, p)) for name, m in TABLE1.items()},
             "p_infringing": {n: float(v) for (n, _), v in zip(tests, p)},
+            "labels": {n: int(lab) for n, lab in tests},
             "shadows": {"infringing": int(y.sum()), "innocent": int(len(y) - y.sum())},
             "test": {"infringing": int(y_test.sum()), "innocent": int(len(y_test) - y_test.sum())},
             "shadow_cv_accuracy": est.metadata_["cv_accuracy"]}

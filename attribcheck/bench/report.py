@@ -74,6 +74,19 @@ def plot_all(results: dict, out: Path) -> list[Path]:
         ax.set(title=f"{name}: Table 2", xlabel="reconstruction distance", ylabel="keys")
         ax.legend(fontsize=8)
     paths.append(_save(fig, out / "table2.png"))
+    if all("details" in r for r in datasets.values()):
+        from attribcheck.metrics.classification import roc_curve
+
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        for name, r in datasets.items():
+            t1 = r["details"]["table1"]
+            names = list(t1["labels"])
+            fpr, tpr, _ = roc_curve([t1["labels"][n] for n in names], [t1["p_infringing"][n] for n in names])
+            ax.step(fpr, tpr, where="post", label=f"{name} (AUC {r['table1']['auc']:.2f})")
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set(title="Table 1: discriminator ROC (held-out models)", xlabel="FPR", ylabel="TPR")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out / "roc.png"))
     return paths
 
 

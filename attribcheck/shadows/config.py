@@ -15,6 +15,10 @@ class ShadowConfig(JsonConfig):
     size: int | None = None  # N; None: the world's suspect_size
     # infringing shadows cycle through these generation rates; innocent shadows use 0
     rhos: list = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0])
+    # Innocent shadows whose real pairs include part of D_S (the world's overlap_share): an
+    # owner whose training data is public must teach the discriminator that reproducing
+    # D_S images is not, by itself, evidence of training on its outputs.
+    overlap_innocents: int = 2
     steps: int | None = None  # None: the world's suspect_steps
     learning_rate: float | None = None  # None: the world's suspect_lr
     seed: int = 7000  # apart from every seed the world uses
@@ -24,8 +28,10 @@ class ShadowConfig(JsonConfig):
         in blocks of four per class, so raising per_class keeps every shadow already built."""
         inf = [(f"shadow-infringing-{i}", float(self.rhos[i % len(self.rhos)]), 8 * (i // 4) + i % 4)
                for i in range(self.per_class)]
-        return inf + [(f"shadow-innocent-{i}", 0.0, 8 * (i // 4) + 4 + i % 4) for i in range(self.per_class)]
+        inn = [(f"shadow-innocent-{i}", 0.0, 8 * (i // 4) + 4 + i % 4) for i in range(self.per_class)]
+        return inf + inn + [(f"shadow-innocent-overlap-{i}", 0.0, 1000 + i) for i in range(self.overlap_innocents)]
 
     def identity(self) -> str:
-        """What the shadows' training depends on (per_class only adds more of them)."""
-        return json.dumps({k: v for k, v in self.to_dict().items() if k != "per_class"}, sort_keys=True)
+        """What the shadows' training depends on (the counts only add more of them)."""
+        counts = ("per_class", "overlap_innocents")
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in counts}, sort_keys=True)
