@@ -29,7 +29,8 @@ def _shadows_build(args) -> int:
     from attribcheck.shadows.config import ShadowConfig
 
     cfg = ShadowConfig.load(args.config) if args.config else ShadowConfig()
-    root = ShadowBuilder(args.world, args.cache, cfg).build(args.dataset or None, watermark=args.watermark)
+    root = ShadowBuilder(args.world, args.cache, cfg).build(args.dataset or None, watermark=args.watermark,
+                                                           workers=args.workers)
     print("shadows in", root)
     return 0
 
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     sb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
     sb.add_argument("--watermark", action="store_true",
                     help="also build Baseline 1's infringers, trained on watermarked source images")
+    sb.add_argument("--workers", type=int, default=1, help="models trained at once (CPU: one per two cores or so)")
     sb.set_defaults(func=_shadows_build)
 
     sf = shadows.add_parser("fit", help="fit a key set's discriminator on shadows; saved beside the key set")

@@ -101,7 +101,7 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     assert ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=2, steps=4)).root != builder.root
     more = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=3, overlap_innocents=1, steps=3))
     assert more.root == builder.root
-    more.build()
+    more.build(workers=2)  # the new shadows train in two worker processes
     assert [lab for _, lab in more.shadows("digits")] == [1, 1, 1, 0, 0, 0, 0]
     assert all((f / ".done").exists() for f, _ in more.shadows("digits"))
     overlap = json.loads((more.folder("digits", "shadow-innocent-overlap-0") / "train_set.json").read_text())["ids"]

@@ -15,6 +15,7 @@ def main(argv=None) -> int:
     paper.add_argument("--out", required=True, help="folder for results.json and the PNG plots")
     paper.add_argument("--world", default="fixtures/world")
     paper.add_argument("--cache", help="shadow cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    paper.add_argument("--workers", type=int, default=2, help="shadow models trained at once (default 2)")
     args = parser.parse_args(argv)
     if args.bench == "paper":
         from attribcheck.bench.paper import run as run_paper

@@ -130,7 +130,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bench = PaperBench(args.world, args.cache)
-    bench.builder.build(watermark=True)  # resumes: only what the cache lacks is trained
+    bench.builder.build(watermark=True, workers=args.workers)  # resumes: trains only what the cache lacks
     results = {"datasets": {d: bench.dataset(d) for d in bench.cfg.datasets}}
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

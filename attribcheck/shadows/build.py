@@ -92,8 +92,9 @@ class ShadowBuilder:
             seed = self.cfg.seed + 50 + 100 * (sum(map(ord, dataset)) % 100) + i
             yield dataset, self.watermark_infringer(dataset, rho), mix(real, gens, n, rho, seed), seed
 
-    def build(self, datasets: list[str] | None = None, watermark: bool = False) -> Path:
-        """Shadows (and with `watermark`, the watermark infringers) of each dataset."""
+    def build(self, datasets: list[str] | None = None, watermark: bool = False, workers: int = 1) -> Path:
+        """Shadows (and with `watermark`, the watermark infringers) of each dataset.
+        `workers` > 1 trains that many models at once, in processes of one CPU share each."""
         datasets = datasets or self.world.cfg.datasets
         self.root.mkdir(parents=True, exist_ok=True)
         self.cfg.save(self.root / "shadow_config.json")
@@ -102,26 +103,50 @@ class ShadowBuilder:
             self.watermark_root.mkdir(parents=True, exist_ok=True)
             self.watermark.save(self.watermark_root / "watermark_config.json")
             jobs += [j for d in datasets for j in self.watermark_jobs(d)]
-        self._train(jobs)
+        self._train(jobs, workers)
         return self.root
 
-    def _train(self, jobs) -> None:
+    def _train(self, jobs, workers: int = 1) -> None:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
         from rich.progress import Progress
 
-        from attribcheck.models.diffusers_generator import quiet
-        from attribcheck.train.finetune import FinetuneConfig, finetune
+        from attribcheck.train.finetune import FinetuneConfig
 
-        quiet()
         w = self.world
         todo = [j for j in jobs if not is_done(j[1])]
+        tasks = [(str(w.layout.model(d, "base")), train_set, str(out), FinetuneConfig(
+            steps=self.cfg.steps or w.cfg.suspect_steps, seed=seed, resolution=w.cfg.side,
+            learning_rate=self.cfg.learning_rate or w.cfg.suspect_lr).to_dict()) for d, out, train_set, seed in todo]
         with Progress() as bar:
-            task = bar.add_task("shadow models", total=len(jobs), completed=len(jobs) - len(todo))
-            for dataset, out, train_set, seed in todo:
-                bar.update(task, description=f"{dataset}/{out.name}")
-                ft = FinetuneConfig(steps=self.cfg.steps or w.cfg.suspect_steps, seed=seed,
-                                    learning_rate=self.cfg.learning_rate or w.cfg.suspect_lr,
-                                    resolution=w.cfg.side)
-                finetune(w.layout.model(dataset, "base"), train_set, ft, out)
-                (out / "train_set.json").write_text(json.dumps({"ids": train_set.ids}))
-                mark_done(out)
-                bar.advance(task)
+            task = bar.add_task(f"shadow models ({workers} at once)", total=len(jobs), completed=len(jobs) - len(todo))
+            if workers <= 1:
+                for t in tasks:
+                    bar.update(task, description=Path(t[2]).name)
+                    _train_one(*t)
+                    bar.advance(task)
+                return
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            # spawn, not fork: a forked torch may deadlock in its thread pools
+            with ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, (threads,)) as pool:
+                for f in as_completed([pool.submit(_train_one, *t) for t in tasks]):
+                    f.result()  # re-raises a worker's error
+                    bar.advance(task)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
+    """Train one model and mark it done (a top-level function: worker processes run it)."""
+    from attribcheck.models.diffusers_generator import quiet
+    from attribcheck.train.finetune import FinetuneConfig, finetune
+
+    quiet()
+    finetune(base, train_set, FinetuneConfig.from_dict(finetune_cfg), out)
+    Path(out, "train_set.json").write_text(json.dumps({"ids": train_set.ids}))
+    mark_done(Path(out))
