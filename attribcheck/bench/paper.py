@@ -53,10 +53,19 @@ class PaperBench:
         out.update({f.name: model_profile(keyset, f) for f, _ in self.builder.shadows(dataset)})
         return out
 
-    def mean_conf(self, profiles: dict, keyset: KeySet, k: int) -> dict[str, float]:
+    def mean_conf(self, profiles: dict, names: list[str], k: int, delta_0: float) -> float:
+        return float(np.mean([score.conf(profiles[n][:k], delta_0) for n in names]))
+
+    def figure6(self, profiles: dict, keysets: dict) -> dict:
         cfg = self.cfg
-        return {rho_tag(r): float(np.mean([score.conf(profiles[infringer_name(r, s)][:k], keyset.delta_0)
-                                           for s in cfg.suspect_seeds])) for r in cfg.rhos}
+        return {s: {rho_tag(r): self.mean_conf(profiles[s], [infringer_name(r, seed) for seed in cfg.suspect_seeds],
+                                               cfg.k, keysets[s].delta_0) for r in cfg.rhos} for s in profiles}
+
+    def figure7(self, profiles: dict, keyset: KeySet, label: int) -> dict:
+        """Mean conf over the held-out models with `label` for growing K (prefixes of the keys)."""
+        names = [n for n, lab in held_out_models(self.cfg) if lab == label]
+        grid = [k for k in K_GRID if k < len(keyset)] + [len(keyset)]
+        return {str(k): self.mean_conf(profiles, names, k, keyset.delta_0) for k in grid}
 
     def watermark(self, dataset: str) -> dict:
         """Baseline 1: each watermark infringer queried once per domain prompt."""
@@ -66,37 +75,32 @@ class PaperBench:
                               [self.layout.model(dataset, innocent_name(s)) for s in self.cfg.innocent_seeds])
 
     def dataset(self, dataset: str) -> dict:
+        cfg = self.cfg
         keysets = {s: KeySet.load(self.layout.keys(dataset, s)) for s in STRATEGIES}
         profiles = {s: self.profiles(dataset, ks) for s, ks in keysets.items() if len(ks)}
-        k = self.cfg.k
-        fig6 = {s: self.mean_conf(profiles[s], keysets[s], k) for s in profiles}
         wm = self.watermark(dataset)
-        fig6["watermark"] = wm["conf"]
-        strat = statistical_strategy(self.cfg, dataset)
-        ks, prof = keysets[strat], profiles[strat]
-        kk = min(k, len(ks))
-        head = {n: d[:kk] for n, d in prof.items()}
-        shadows = self.builder.shadows(dataset)
+        fig6 = {**self.figure6(profiles, keysets), "watermark": wm["conf"]}
+        strat = statistical_strategy(cfg, dataset)
+        kk = min(cfg.k, len(keysets[strat]))
+        head = {n: d[:kk] for n, d in profiles[strat].items()}
+        shadows, tests = self.builder.shadows(dataset), held_out_models(cfg)
         # The paper's protocol: innocent shadows on real data disjoint from D_S. The shipped
         # discriminator also has overlap innocents (part of D_S); reported beside it.
-        t1 = table1(ks.head(kk), head, [s for s in shadows if "overlap" not in s[0].name], held_out_models(self.cfg))
-        t1_overlap = table1(ks.head(kk), head, shadows, held_out_models(self.cfg))
-        infringer, innocent = infringer_name(1.0, self.cfg.suspect_seeds[0]), innocent_name(self.cfg.innocent_seeds[0])
-        t2 = {"infringing": table2(prof[infringer][:kk]), "innocent": table2(prof[innocent][:kk]),
+        t1 = table1(keysets[strat].head(kk), head, [s for s in shadows if "overlap" not in s[0].name], tests)
+        t1_overlap = table1(keysets[strat].head(kk), head, shadows, tests)
+        infringer, innocent = infringer_name(1.0, cfg.suspect_seeds[0]), innocent_name(cfg.innocent_seeds[0])
+        t2 = {"infringing": table2(head[infringer]), "innocent": table2(head[innocent]),
               "models": {"infringing": infringer, "innocent": innocent}}
         det = keysets["detection"]
-        ks_grid = [kg for kg in K_GRID if kg < len(det)] + [len(det)]
-        fig7 = {str(kg): float(np.mean([score.conf(profiles["detection"][n][:kg], det.delta_0)
-                                        for n, lab in held_out_models(self.cfg) if lab == 1])) for kg in ks_grid}
-        fig7_innocent = {str(kg): float(np.mean([score.conf(profiles["detection"][n][:kg], det.delta_0)
-                                                 for n, lab in held_out_models(self.cfg) if lab == 0])) for kg in ks_grid}
-        return {"figure6": fig6, "table1": t1["metrics"], "table2": t2, "figure7": fig7,
-                "figure7_innocent": fig7_innocent, "table1_with_overlap_shadows": t1_overlap["metrics"],
-                "details": {"k": {s: min(k, len(keysets[s])) for s in keysets}, "keys_available":
-                            {s: len(keysets[s]) for s in keysets}, "statistical_strategy": strat,
-                            "table1": {x: t1[x] for x in t1 if x != "metrics"}, "watermark": wm,
-                            "table1_with_overlap_shadows": {x: t1_overlap[x] for x in t1_overlap if x != "metrics"},
-                            "figure7_keys": "detection"}}
+        drop = lambda t: {x: v for x, v in t.items() if x != "metrics"}  # noqa: E731
+        return {"figure6": fig6, "table1": t1["metrics"], "table2": t2,
+                "figure7": self.figure7(profiles["detection"], det, 1),
+                "figure7_innocent": self.figure7(profiles["detection"], det, 0),
+                "table1_with_overlap_shadows": t1_overlap["metrics"],
+                "details": {"k": {s: min(cfg.k, len(ks)) for s, ks in keysets.items()},
+                            "keys_available": {s: len(ks) for s, ks in keysets.items()},
+                            "statistical_strategy": strat, "table1": drop(t1), "watermark": wm,
+                            "table1_with_overlap_shadows": drop(t1_overlap), "figure7_keys": "detection"}}
 
 
 def table1(keyset: KeySet, profiles: dict, shadows, tests) -> dict:
