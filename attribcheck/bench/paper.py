@@ -130,6 +130,10 @@ def table2(distances) -> dict:
 
 
 def run(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:  # fail before an hour of training, not after
+        raise SystemExit("the paper report draws with matplotlib: pip install 'attribcheck[bench]'")
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
