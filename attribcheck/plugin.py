@@ -285,22 +285,28 @@ def pytest_terminal_summary(terminalreporter, config):
     from rich.text import Text  # Text, not markup: a suspect may be named "a[b]"
 
     rows = _sorted_rows(config)
-    statistical = any("statistical_verdict" in r for r in rows)
     table = Table(show_edge=False)
-    cols = [("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("conf", "right"), ("m/K", "right"),
-            ("p-value", "right")] + ([("statistical", "left"), ("P(inf)", "right")] if statistical else [])
-    for col, just in cols:
+    for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("conf", "right"),
+                      ("m/K", "right"), ("p-value", "right")):
         table.add_column(col, justify=just, overflow="fold")  # a name is wrapped, never cut
     for r in rows:
-        cells = [Text(f"{r['manifest']}::{r['suspect']}"), r["expect"], _styled(r["verdict"], r["expect"]),
-                 f"{r['conf']:.3f}", f"{r['matches']}/{r['k']}", f"{r['p_value']:.3g}"]
-        if statistical:
-            sv = r.get("statistical_verdict")
-            cells += [_styled(sv, r["expect"]) if sv else "", f"{r['p_infringing']:.3f}" if sv else ""]
-        table.add_row(*cells)
+        table.add_row(Text(f"{r['manifest']}::{r['suspect']}"), r["expect"], _styled(r["verdict"], r["expect"]),
+                      f"{r['conf']:.3f}", f"{r['matches']}/{r['k']}", f"{r['p_value']:.3g}")
+    tables = [table]
+    stat_rows = [r for r in rows if "statistical_verdict" in r]
+    if stat_rows:  # a table of its own: one line per suspect even on an 80-column terminal
+        stat = Table(show_edge=False, title="statistical level (shadow discriminator)")
+        for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("P(inf)", "right")):
+            stat.add_column(col, justify=just, overflow="fold")
+        for r in stat_rows:
+            stat.add_row(Text(f"{r['manifest']}::{r['suspect']}"), r["expect"],
+                         _styled(r["statistical_verdict"], r["expect"]), f"{r['p_infringing']:.3f}")
+        tables.append(stat)
     buf = io.StringIO()
     markup = terminalreporter.hasmarkup
-    Console(file=buf, width=config.get_terminal_writer().fullwidth, force_terminal=markup,
-            color_system="standard" if markup else None).print(table)
+    console = Console(file=buf, width=config.get_terminal_writer().fullwidth, force_terminal=markup,
+                      color_system="standard" if markup else None)
+    for t in tables:
+        console.print(t)
     terminalreporter.write_sep("=", "attribcheck verdicts")
     terminalreporter.write(buf.getvalue())
