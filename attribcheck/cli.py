@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     sb = shadows.add_parser("build", help="build (or resume building) shadow models into a cache")
     sb.add_argument("--world", default="fixtures/world")
     sb.add_argument("--cache", help="cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
-    sb.add_argument("--config", help="a ShadowConfig JSON file (default: M=4 per class, the world's N)")
+    sb.add_argument("--config", help="a ShadowConfig JSON file (default: M=6 per class + 2 overlap innocents, the world's N)")
     sb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
     sb.add_argument("--watermark", action="store_true",
                     help="also build Baseline 1's infringers, trained on watermarked source images")

@@ -67,21 +67,17 @@ class ShadowBuilder:
         return splits["real"], generated_dataset(prompts, grid)
 
     def shadow_jobs(self, dataset: str):
-        import numpy as np
-
-        from attribcheck.train.mix import mix
+        from attribcheck.train.mix import mix, overlap_mix
 
         real, gens = self._generations(dataset)
         d_s = self.world.data(dataset)[1]["source"]
         n = self.cfg.size or self.world.cfg.suspect_size
         for name, rho, offset in self.cfg.plan():
             seed = self.cfg.seed + 100 * (sum(map(ord, dataset)) % 100) + offset
-            if "overlap" in name:  # like the world's overlap innocent: part of D_S, the rest real
-                k = min(int(round(self.world.cfg.overlap_share * n)), len(d_s))
-                part = d_s.subset(np.random.default_rng(seed).choice(len(d_s), k, replace=False))
-                yield dataset, self.folder(dataset, name), part.concat(mix(real, gens, n - k, 0.0, seed)), seed
-            else:
-                yield dataset, self.folder(dataset, name), mix(real, gens, n, rho, seed), seed
+            # overlap innocents are built like the world's overlap innocent
+            train = (overlap_mix(d_s, real, gens, n, self.world.cfg.overlap_share, seed) if "overlap" in name
+                     else mix(real, gens, n, rho, seed))
+            yield dataset, self.folder(dataset, name), train, seed
 
     def watermark_jobs(self, dataset: str):
         from attribcheck.train.mix import mix

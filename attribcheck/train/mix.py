@@ -32,3 +32,12 @@ def mix(real: CaptionDataset, generated: CaptionDataset, n: int, rho: float, see
     picked += [real[int(i)] for i in rng.choice(len(real), n - n_gen, replace=False)]
     order = rng.permutation(len(picked))
     return CaptionDataset([picked[int(i)] for i in order], name)
+
+
+def overlap_mix(source_set: CaptionDataset, real: CaptionDataset, generated: CaptionDataset, n: int,
+                share: float, seed: int) -> CaptionDataset:
+    """An innocent's n pairs: round(share * n) from the source's own training set (public
+    data anyone may use), the rest real pairs; no generated ones."""
+    k = min(int(round(share * n)), len(source_set))
+    part = source_set.subset(np.random.default_rng(seed).choice(len(source_set), k, replace=False))
+    return part.concat(mix(real, generated, n - k, 0.0, seed))

@@ -167,7 +167,7 @@ class WorldBuilder:
     # --- the world ----------------------------------------------------------------------
     def suspect_plan(self, splits) -> list[tuple[str, object, int]]:
         """(name, training set, seed) for every fine-tuned model besides the source."""
-        from attribcheck.train.mix import generated_dataset, mix
+        from attribcheck.train.mix import generated_dataset, mix, overlap_mix
 
         c = self.cfg
         real, d_s = splits["real"], splits["source"]
@@ -182,10 +182,7 @@ class WorldBuilder:
             plan.append((innocent_name(s), mix(real, gens, c.suspect_size, 0.0, seed), seed))
         # An innocent whose real data overlaps the source's own fine-tuning set.
         seed = self.seed_base + 300
-        n_overlap = int(round(c.overlap_share * c.suspect_size))
-        overlap = d_s.subset(np.random.default_rng(seed).choice(len(d_s), min(n_overlap, len(d_s)), replace=False))
-        rest = mix(real, gens, c.suspect_size - len(overlap), 0.0, seed)
-        plan.append((innocent_name(0, overlap=True), overlap.concat(rest), seed))
+        plan.append((innocent_name(0, overlap=True), overlap_mix(d_s, real, gens, c.suspect_size, c.overlap_share, seed), seed))
         # Reference models (the owner's): a twin of the source (D_S, another seed: what any
         # model trained on D_S reproduces is not evidence) filters keys; two innocents on
         # comparable real data are held out to calibrate p0.
