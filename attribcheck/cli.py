@@ -8,10 +8,10 @@ from pathlib import Path
 
 
 def _world_build(args) -> int:
-    from attribcheck.world.build import WorldBuilder
-    from attribcheck.world.config import WorldConfig
+    from attribcheck.lab.world.build import WorldBuilder
+    from attribcheck.lab.world.config import WorldConfig
 
-    from attribcheck.world.manifests import write_manifest
+    from attribcheck.lab.world.manifests import write_manifest
 
     cfg = WorldConfig.load(args.config) if args.config else WorldConfig()
     builder = WorldBuilder(args.out, cfg)
@@ -25,8 +25,8 @@ def _world_build(args) -> int:
 
 
 def _shadows_build(args) -> int:
-    from attribcheck.shadows.build import ShadowBuilder
-    from attribcheck.shadows.config import ShadowConfig
+    from attribcheck.lab.shadows.build import ShadowBuilder
+    from attribcheck.lab.shadows.config import ShadowConfig
 
     cfg = ShadowConfig.load(args.config) if args.config else ShadowConfig()
     root = ShadowBuilder(args.world, args.cache, cfg).build(args.dataset or None, watermark=args.watermark,
@@ -41,7 +41,7 @@ def _shadows_fit(args) -> int:
     shadows = [(Path(p), 1) for p in args.infringing] + [(Path(p), 0) for p in args.innocent]
     keys = args.keys
     if args.dataset:  # the world's key set and the shadows `shadows build` made for it
-        from attribcheck.shadows.build import ShadowBuilder
+        from attribcheck.lab.shadows.build import ShadowBuilder
 
         builder = ShadowBuilder(args.world, args.cache)
         keys = keys or builder.world.layout.keys(args.dataset, args.strategy)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from attribcheck.bench.paper import BIN_LABELS, table1, table2, held_out_models
+from attribcheck.lab.bench.paper import BIN_LABELS, table1, table2, held_out_models
 from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.models.generator import SamplerConfig
-from attribcheck.world.config import WorldConfig
+from attribcheck.lab.world.config import WorldConfig
 
 
 def test_table2_counts_every_key_once():
@@ -50,7 +50,7 @@ def test_table1_scores_held_out_models():
 
 
 def test_report_draws_its_plots(tmp_path):
-    from attribcheck.bench.report import markdown, plot_all
+    from attribcheck.lab.bench.report import markdown, plot_all
 
     t2 = {"innocent": {**{b: 1 for b in BIN_LABELS}, "mean": 0.2, "best": 0.05, "k": 5},
           "infringing": {**{b: 1 for b in BIN_LABELS}, "mean": 0.1, "best": 0.01, "k": 5},

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from attribcheck.data import CaptionDataset, Sample, load_builtin
-from attribcheck.data.digits import WORDS
+from attribcheck.data import CaptionDataset, Sample
+from attribcheck.lab.datasets import load_builtin
+from attribcheck.lab.datasets.digits import WORDS
 
 
 @pytest.fixture(scope="module")

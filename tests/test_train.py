@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attribcheck.data import load_builtin
+from attribcheck.lab.datasets import load_builtin
 from attribcheck.data.dataset import CaptionDataset, Sample
-from attribcheck.train.mix import generated_dataset, mix
+from attribcheck.lab.train.mix import generated_dataset, mix
 
 
 def _real(n):
@@ -41,8 +41,8 @@ MICRO = dict(datasets=["digits"], pretrain_size=16, source_size=8, domain_extra=
 @pytest.fixture(scope="module")
 def micro_world(tmp_path_factory):
     """The whole recipe at toy size (3 training steps per model)."""
-    from attribcheck.world.build import WorldBuilder
-    from attribcheck.world.config import WorldConfig
+    from attribcheck.lab.world.build import WorldBuilder
+    from attribcheck.lab.world.config import WorldConfig
 
     builder = WorldBuilder(tmp_path_factory.mktemp("micro") / "w", WorldConfig(**MICRO))
     builder.build()
@@ -54,8 +54,8 @@ def test_micro_world_builds_and_resumes(micro_world):
     work (resumable)."""
     from attribcheck.keys.keyset import KeySet
     from attribcheck.models.diffusers_generator import DiffusersGenerator
-    from attribcheck.world.build import WorldBuilder
-    from attribcheck.world.config import WorldConfig
+    from attribcheck.lab.world.build import WorldBuilder
+    from attribcheck.lab.world.config import WorldConfig
 
     builder, cfg = micro_world, micro_world.cfg
     root = builder.layout.root
@@ -81,8 +81,8 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     with only the unfinished model; the fitted discriminator is saved beside its key set."""
     from attribcheck.cli import main
     from attribcheck.keys.keyset import KeySet
-    from attribcheck.shadows.build import ShadowBuilder
-    from attribcheck.shadows.config import ShadowConfig
+    from attribcheck.lab.shadows.build import ShadowBuilder
+    from attribcheck.lab.shadows.config import ShadowConfig
     from attribcheck.statistical.fit import FILENAME, StatisticalAuditor
 
     cfg = ShadowConfig(per_class=2, overlap_innocents=0, steps=3)
@@ -122,8 +122,8 @@ def test_vae_scaling_gives_unit_latents():
     import torch
 
     from attribcheck.models.tiny import TinyConfig, build_vae
-    from attribcheck.train.finetune import encode_images
-    from attribcheck.train.vae import train_vae
+    from attribcheck.lab.train.finetune import encode_images
+    from attribcheck.lab.train.vae import train_vae
 
     torch.manual_seed(0)
     imgs = load_builtin("digits").images[:64]

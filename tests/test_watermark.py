@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attribcheck.data import load_builtin
-from attribcheck.watermark.dct import DctWatermark, WatermarkConfig
+from attribcheck.lab.datasets import load_builtin
+from attribcheck.lab.watermark.dct import DctWatermark, WatermarkConfig
 
 
 @pytest.fixture(scope="module", params=["emoji", "digits"])

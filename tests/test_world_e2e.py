@@ -10,8 +10,8 @@ from attribcheck.keys.keyset import KeySet
 from attribcheck.manifest import Manifest
 from attribcheck.models.diffusers_generator import DiffusersGenerator
 from attribcheck.statistical.fit import FILENAME, StatisticalAuditor
-from attribcheck.world.config import WorldConfig
-from attribcheck.world.layout import WorldLayout
+from attribcheck.lab.world.config import WorldConfig
+from attribcheck.lab.world.layout import WorldLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = WorldLayout(ROOT / "fixtures" / "world")
@@ -120,7 +120,7 @@ def test_suite_fails_readably_when_an_expectation_is_flipped(pytester):
 def test_cli_keys_select_on_world_models(tmp_path):
     """`attribcheck keys select` on real world models: Strategy 1 over a few of D_S's pairs."""
     from attribcheck.cli import main
-    from attribcheck.data import load_builtin
+    from attribcheck.lab.datasets import load_builtin
 
     dataset = CFG.datasets[0]
     d_s = json.loads((LAYOUT.model(dataset, "source") / "train_set.json").read_text())["ids"]

@@ -1,1 +1,1 @@
-"""Benchmarks and experiment reports: `python -m attribcheck.bench {instance} ...`."""
+"""`python -m attribcheck.bench ...`: the command name for the lab's benches (attribcheck.lab.bench)."""

@@ -17,7 +17,7 @@ from attribcheck.audit import score
 from attribcheck.keys.keyset import KeySet
 from attribcheck.metrics.classification import TABLE1
 from attribcheck.statistical.features import DEFAULT_BINS
-from attribcheck.world.layout import infringer_name, innocent_name, rho_tag
+from attribcheck.lab.world.layout import infringer_name, innocent_name, rho_tag
 
 STRATEGIES = ("detection", "generation", "random")
 K_GRID = (20, 30, 50, 100)
@@ -39,7 +39,7 @@ def statistical_strategy(cfg, dataset: str) -> str:
 
 class PaperBench:
     def __init__(self, world: str | Path, cache: str | Path | None = None):
-        from attribcheck.shadows.build import ShadowBuilder
+        from attribcheck.lab.shadows.build import ShadowBuilder
 
         self.builder = ShadowBuilder(world, cache)
         self.layout, self.cfg = self.builder.world.layout, self.builder.world.cfg
@@ -69,7 +69,7 @@ class PaperBench:
 
     def watermark(self, dataset: str) -> dict:
         """Baseline 1: each watermark infringer queried once per domain prompt."""
-        from attribcheck.bench.watermark import watermark_conf
+        from attribcheck.lab.bench.watermark import watermark_conf
 
         return watermark_conf(self.builder, dataset, self.cfg.rhos,
                               [self.layout.model(dataset, innocent_name(s)) for s in self.cfg.innocent_seeds])
@@ -142,7 +142,7 @@ def run(args) -> int:
     results = {"datasets": {d: bench.dataset(d) for d in bench.cfg.datasets}}
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    from attribcheck.bench.report import markdown, plot_all, print_tables
+    from attribcheck.lab.bench.report import markdown, plot_all, print_tables
 
     print_tables(results)
     (out / "results.md").write_text(markdown(results))

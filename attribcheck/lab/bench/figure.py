@@ -8,7 +8,7 @@ import numpy as np
 from attribcheck import images
 from attribcheck.keys.keyset import KeySet
 from attribcheck.models.generator import generate_grid
-from attribcheck.world.layout import infringer_name, innocent_name
+from attribcheck.lab.world.layout import infringer_name, innocent_name
 
 
 def key_figure(layout, cfg, out: str | Path, strategy: str = "generation", n_keys: int = 12, scale: int = 4) -> Path:

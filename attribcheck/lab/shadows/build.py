@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from attribcheck.shadows.config import ShadowConfig
-from attribcheck.world.config import WorldConfig
-from attribcheck.world.layout import WorldLayout, is_done, mark_done, rho_tag
+from attribcheck.lab.shadows.config import ShadowConfig
+from attribcheck.lab.world.config import WorldConfig
+from attribcheck.lab.world.layout import WorldLayout, is_done, mark_done, rho_tag
 
 
 def default_cache() -> Path:
@@ -30,8 +30,8 @@ def fingerprint(*texts: str) -> str:
 class ShadowBuilder:
     def __init__(self, world_root: str | Path, cache: str | Path | None = None, cfg: ShadowConfig | None = None,
                  watermark=None):
-        from attribcheck.watermark.dct import WatermarkConfig
-        from attribcheck.world.build import WorldBuilder
+        from attribcheck.lab.watermark.dct import WatermarkConfig
+        from attribcheck.lab.world.build import WorldBuilder
 
         layout = WorldLayout(Path(world_root))
         self.world = WorldBuilder(world_root, WorldConfig.load(layout.config))
@@ -53,21 +53,21 @@ class ShadowBuilder:
         return self.watermark_root / dataset / f"watermark-infringer-rho{rho_tag(rho)}"
 
     def _generations(self, dataset: str, stamp: bool = False):
-        from attribcheck.train.mix import generated_dataset
+        from attribcheck.lab.train.mix import generated_dataset
 
         w = self.world
         _, splits = w.data(dataset)
         prompts = w.domain_prompts(splits)
         grid = w.source_generations(dataset, prompts)
         if stamp:  # Baseline 1: the owner stamps every image it hands out
-            from attribcheck.watermark.dct import DctWatermark
+            from attribcheck.lab.watermark.dct import DctWatermark
 
             mark = DctWatermark(self.watermark, side=w.cfg.side)
             grid = mark.embed_many(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape)
         return splits["real"], generated_dataset(prompts, grid)
 
     def shadow_jobs(self, dataset: str):
-        from attribcheck.train.mix import mix, overlap_mix
+        from attribcheck.lab.train.mix import mix, overlap_mix
 
         real, gens = self._generations(dataset)
         d_s = self.world.data(dataset)[1]["source"]
@@ -80,7 +80,7 @@ class ShadowBuilder:
             yield dataset, self.folder(dataset, name), train, seed
 
     def watermark_jobs(self, dataset: str):
-        from attribcheck.train.mix import mix
+        from attribcheck.lab.train.mix import mix
 
         real, gens = self._generations(dataset, stamp=True)
         n = self.cfg.size or self.world.cfg.suspect_size
@@ -108,7 +108,7 @@ class ShadowBuilder:
 
         from rich.progress import Progress
 
-        from attribcheck.train.finetune import FinetuneConfig
+        from attribcheck.lab.train.finetune import FinetuneConfig
 
         w = self.world
         todo = [j for j in jobs if not is_done(j[1])]
@@ -140,7 +140,7 @@ def _init_worker(threads: int) -> None:
 def _train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
     """Train one model and mark it done (a top-level function: worker processes run it)."""
     from attribcheck.models.diffusers_generator import quiet
-    from attribcheck.train.finetune import FinetuneConfig, finetune
+    from attribcheck.lab.train.finetune import FinetuneConfig, finetune
 
     quiet()
     finetune(base, train_set, FinetuneConfig.from_dict(finetune_cfg), out)

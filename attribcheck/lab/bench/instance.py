@@ -9,8 +9,8 @@ import numpy as np
 
 from attribcheck.audit.auditor import Auditor
 from attribcheck.keys.keyset import KeySet
-from attribcheck.world.config import WorldConfig
-from attribcheck.world.layout import WorldLayout, infringer_name, innocent_name, rho_tag
+from attribcheck.lab.world.config import WorldConfig
+from attribcheck.lab.world.layout import WorldLayout, infringer_name, innocent_name, rho_tag
 
 STRATEGIES = ("detection", "generation", "random")
 DEFAULT_STRATEGY = "generation"
@@ -75,7 +75,7 @@ def run(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.figure:
-        from attribcheck.bench.figure import key_figure
+        from attribcheck.lab.bench.figure import key_figure
 
         key_figure(layout, cfg, args.figure)
     return 0

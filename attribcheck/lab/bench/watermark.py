@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from attribcheck.watermark.dct import DctWatermark
-from attribcheck.world.layout import rho_tag
+from attribcheck.lab.watermark.dct import DctWatermark
+from attribcheck.lab.world.layout import rho_tag
 
 QUERY_SEED = 0
 
@@ -45,7 +45,7 @@ def watermark_conf(builder, dataset: str, rhos, innocents: list[Path]) -> dict:
     rms = float(np.sqrt(np.mean((stamped - clean) ** 2)))
     from diffusers import AutoencoderKL
 
-    from attribcheck.train.vae import round_trip
+    from attribcheck.lab.train.vae import round_trip
 
     through_vae = round_trip(AutoencoderKL.from_pretrained(str(w.layout.shared / "vae")), stamped)
     return {"conf": conf, "innocent_conf": innocent, "prompts": len(prompts),

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from attribcheck.world.config import WorldConfig
-from attribcheck.world.layout import WorldLayout, infringer_name, innocent_name
+from attribcheck.lab.world.config import WorldConfig
+from attribcheck.lab.world.layout import WorldLayout, infringer_name, innocent_name
 
 
 def suspects(cfg: WorldConfig) -> list[tuple[str, str]]:

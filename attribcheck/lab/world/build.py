@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from attribcheck.models.diffusers_generator import quiet
-from attribcheck.world.config import WorldConfig
-from attribcheck.world.layout import (WorldLayout, infringer_name, innocent_name, is_done,
+from attribcheck.lab.world.config import WorldConfig
+from attribcheck.lab.world.layout import (WorldLayout, infringer_name, innocent_name, is_done,
                                       mark_done)
 
 
@@ -54,7 +54,7 @@ class WorldBuilder:
 
     # --- shared parts -------------------------------------------------------------------
     def data(self, dataset: str):
-        from attribcheck.data import load_builtin
+        from attribcheck.lab.datasets import load_builtin
 
         data = load_builtin(dataset, side=self.cfg.side)
         path = self.layout.splits(dataset)
@@ -72,7 +72,7 @@ class WorldBuilder:
 
         from attribcheck.models.tiny import TinyConfig, build_vae
         from attribcheck.models.tokenizer import write_char_vocab
-        from attribcheck.train.vae import train_vae
+        from attribcheck.lab.train.vae import train_vae
 
         out = self.layout.shared
         if is_done(out):
@@ -102,7 +102,7 @@ class WorldBuilder:
         from diffusers import AutoencoderKL, DDPMScheduler
 
         from attribcheck.models.tiny import TinyConfig, build_pipeline
-        from attribcheck.train.finetune import FinetuneConfig, encode_captions, encode_images, train_unet
+        from attribcheck.lab.train.finetune import FinetuneConfig, encode_captions, encode_images, train_unet
 
         out = self.layout.model(dataset, "base")
         if is_done(out):
@@ -129,7 +129,7 @@ class WorldBuilder:
         return out
 
     def finetune(self, dataset: str, name: str, train_set, steps: int, lr: float, seed: int) -> Path:
-        from attribcheck.train.finetune import FinetuneConfig, finetune
+        from attribcheck.lab.train.finetune import FinetuneConfig, finetune
 
         out = self.layout.model(dataset, name)
         if is_done(out):
@@ -167,7 +167,7 @@ class WorldBuilder:
     # --- the world ----------------------------------------------------------------------
     def suspect_plan(self, splits) -> list[tuple[str, object, int]]:
         """(name, training set, seed) for every fine-tuned model besides the source."""
-        from attribcheck.train.mix import generated_dataset, mix, overlap_mix
+        from attribcheck.lab.train.mix import generated_dataset, mix, overlap_mix
 
         c = self.cfg
         real, d_s = splits["real"], splits["source"]

@@ -1,0 +1,44 @@
+"""Content fingerprints of models and image folders: what the audit report records and what
+every cache is keyed by. A cache keyed by a folder's name would hand a new checkpoint the
+old one's results; a fingerprint of the bytes cannot."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+# Files our own tools write into a model folder; they do not change what the model generates.
+IGNORED = {".done", "profiles", "finetune_config.json", "train_set.json", "__pycache__"}
+_CHUNK = 1 << 20
+_memo: dict[tuple, str] = {}
+
+
+def file_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _memo:  # hashing a multi-GB checkpoint once per process is enough
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        _memo[key] = h.hexdigest()
+    return _memo[key]
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 over a file's bytes, or over a folder's files (relative path and digest, sorted;
+    symlinked components followed, so a shared VAE counts like a copied one)."""
+    path = Path(path)
+    if path.is_file():
+        return file_digest(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder to fingerprint")
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d not in IGNORED)
+        for name in sorted(files):
+            if name in IGNORED:
+                continue
+            p = Path(root) / name
+            h.update(f"{p.relative_to(path).as_posix()}\0{file_digest(p)}\n".encode())
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Benchmarks and experiment reports: `python -m attribcheck.bench {instance} ...`."""
