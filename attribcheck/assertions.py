@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import warnings
 
-from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, EXPECTED_VERDICT, INCONCLUSIVE
+from attribcheck.audit.verdict import (ATTRIBUTED, CONTRADICTION, EXPECTED_VERDICT, INCONCLUSIVE,
+                                       outcome)
 
 
 class AttributionWarning(UserWarning):
@@ -22,8 +23,7 @@ def assert_expected(verdict, expect: str, strict: bool = False) -> None:
     (and, with `strict`, when it is inconclusive)."""
     if expect not in EXPECTED_VERDICT:
         raise ValueError(f"expect must be one of {sorted(EXPECTED_VERDICT)}, not {expect!r}")
-    contradiction = ATTRIBUTED if expect == "innocent" else CLEAN
-    if verdict.verdict == contradiction or (strict and verdict.verdict == INCONCLUSIVE):
+    if outcome(verdict.verdict, expect) == CONTRADICTION or (strict and verdict.verdict == INCONCLUSIVE):
         raise AssertionError(
             f"{verdict.name}: expected {expect} (verdict {EXPECTED_VERDICT[expect]}), found "
             f"{verdict.verdict}: {verdict.reason()} [{verdict.evidence()}]")

@@ -39,3 +39,19 @@ class IntegrityError(AttribcheckError):
 
 class DegenerateOutputError(AttribcheckError):
     kind = "degenerate-output"
+
+
+def from_validation(err, where: str | Path | None) -> InputError:
+    """A pydantic ValidationError (or its `.errors()` list) as one InputError line:
+    `file: field.path: message` (the first problem, and how many more there are)."""
+    errors = err if isinstance(err, list) else err.errors() if hasattr(err, "errors") else []
+    if not errors:
+        return InputError(str(err).splitlines()[0], where)
+    # an unknown key first: `expcet` explains the missing `expect` that comes with it
+    first = sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    msg = first.get("msg", "invalid")
+    if first.get("type") == "extra_forbidden":
+        msg = "unknown key (a typo?)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InputError(msg + more, where, loc or None)

@@ -4,22 +4,33 @@
     name = "emoji"
     source = "../fixtures/world/emoji/source"      # paths are relative to the manifest
     keys = "../fixtures/world/emoji/keys/generation"
-    alpha = 0.01                                   # optional
+    alpha = 0.01                                   # optional, in (0, 1)
     # delta_0 = 0.15                               # optional; default: the key set's
     # source_kind = "diffusers"                    # optional; "folder" when the source is collected images
+    # source_config = "../base"                    # optional; for a single-file source checkpoint
     # discriminator = "../keys/discriminator.json" # optional; default: the key set's, when it has one
-    # threshold = 0.9                              # optional; P(infringing) the statistical verdict needs
+    # threshold = 0.9                              # optional, in (0.5, 1]; P(infringing) the statistical verdict needs
 
     [[suspects]]
     name = "infringer-rho0.3-s0"
     path = "../fixtures/world/emoji/suspects/infringer-rho0.3-s0"
     expect = "infringing"                          # or "innocent"
     # kind = "diffusers"                           # or "folder" (images collected from an API)
+    # config = "../base"                           # for a single-file checkpoint
+
+A manifest is untrusted input: it is validated whole at load, before any model is touched.
+Unknown keys (`alhpa`, `[[suspect]]`), values out of range and paths that do not exist are
+an `InputError` naming the file and the field.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from attribcheck.errors import InputError, from_validation
 
 try:
     import tomllib
@@ -28,6 +39,49 @@ except ModuleNotFoundError:  # Python 3.10
 
 EXPECTATIONS = ("infringing", "innocent")
 KINDS = ("diffusers", "folder")
+DEFAULT_ALPHA = 0.01
+DEFAULT_THRESHOLD = 0.9
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]{0,127}$"  # safe in a file name, a test id and a table
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
+
+
+class AuditTable(_Strict):
+    name: Optional[str] = Field(None, pattern=NAME)
+    source: str = Field(min_length=1)
+    source_kind: Literal["diffusers", "folder"] = "diffusers"
+    source_config: Optional[str] = None
+    keys: str = Field(min_length=1)
+    alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=1)
+    delta_0: Optional[float] = Field(None, gt=0, le=1)
+    discriminator: Optional[str] = None
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.5, le=1)
+
+
+class SuspectEntry(_Strict):
+    name: str = Field(pattern=NAME)
+    path: str = Field(min_length=1)
+    expect: Literal["infringing", "innocent"]
+    kind: Literal["diffusers", "folder"] = "diffusers"
+    config: Optional[str] = None
+
+
+class ManifestFile(_Strict):
+    """The schema of a manifest file."""
+
+    audit: AuditTable
+    suspects: list[SuspectEntry] = []
+
+    @field_validator("suspects")
+    @classmethod
+    def _unique(cls, v: list[SuspectEntry]) -> list[SuspectEntry]:
+        names = [s.name for s in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"suspect names must be unique; repeated: {dupes}")
+        return v
 
 
 @dataclass(frozen=True)
@@ -46,58 +100,76 @@ class Manifest:
     source: Path
     keys: Path
     suspects: list[SuspectSpec] = field(default_factory=list)
-    alpha: float = 0.01
+    alpha: float = DEFAULT_ALPHA
     delta_0: float | None = None
     source_kind: str = "diffusers"  # how the source is opened for the self-check (see KINDS)
     discriminator: Path | None = None  # the statistical level's discriminator, when there is one
-    threshold: float = 0.9
+    threshold: float = DEFAULT_THRESHOLD
+    source_config: Path | None = None
 
     @property
     def statistical(self) -> bool:
         return self.discriminator is not None
 
+    @property
+    def source_spec(self) -> SuspectSpec:
+        """The source as a suspect, for the self-check: it must be attributed to its own keys."""
+        return SuspectSpec("source", self.source, "infringing", self.source_kind, self.source_config)
+
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
         path = Path(path).resolve()
-        data = tomllib.loads(path.read_text())
-        audit = data.get("audit")
-        if not audit:
-            raise ValueError(f"{path}: no [audit] table")
-        for key in ("source", "keys"):
-            if key not in audit:
-                raise ValueError(f"{path}: [audit] needs `{key}`")
-        source_kind = audit.get("source_kind", "diffusers")
-        if source_kind not in KINDS:
-            raise ValueError(f"{path}: [audit] source_kind must be one of {KINDS}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror}", path) from e
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"not valid TOML: {e}", path) from e
+        try:
+            m = ManifestFile.model_validate(data)
+        except Exception as e:  # pydantic.ValidationError
+            raise from_validation(_named(e, data), path) from e
         here = path.parent
-        suspects = []
-        for i, s in enumerate(data.get("suspects", [])):
-            missing = {"name", "path", "expect"} - set(s)
-            if missing:
-                raise ValueError(f"{path}: suspect #{i} lacks {sorted(missing)}")
-            if s["expect"] not in EXPECTATIONS:
-                raise ValueError(f"{path}: suspect {s['name']!r}: expect must be one of {EXPECTATIONS}")
-            kind = s.get("kind", "diffusers")
-            if kind not in KINDS:
-                raise ValueError(f"{path}: suspect {s['name']!r}: kind must be one of {KINDS}")
-            config = here / s["config"] if "config" in s else None
-            suspects.append(SuspectSpec(s["name"], here / s["path"], s["expect"], kind, config))
-        names = [s.name for s in suspects]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{path}: suspect names must be unique")
-        keys = here / audit["keys"]
-        if "discriminator" in audit:
-            discriminator = here / audit["discriminator"]
-            if not discriminator.exists():
-                raise ValueError(f"{path}: discriminator {discriminator} does not exist")
-        else:
-            discriminator = keys / "discriminator.json" if (keys / "discriminator.json").exists() else None
-        return cls(path, audit.get("name", path.stem), here / audit["source"], keys, suspects,
-                   float(audit.get("alpha", 0.01)), audit.get("delta_0"), source_kind, discriminator,
-                   float(audit.get("threshold", 0.9)))
+
+        def existing(rel: str | None, field_name: str, what: str) -> Path | None:
+            if rel is None:
+                return None
+            p = here / rel
+            if not p.exists():
+                raise InputError(f"{what} {p} does not exist", path, field_name)
+            return p
+
+        a = m.audit
+        keys = existing(a.keys, "audit.keys", "key set")
+        if not (keys / "keyset.json").is_file():
+            raise InputError(f"{keys} holds no keyset.json", path, "audit.keys")
+        suspects = [SuspectSpec(s.name, existing(s.path, f"suspects.{i}.path", "suspect"), s.expect, s.kind,
+                                existing(s.config, f"suspects.{i}.config", "config"))
+                    for i, s in enumerate(m.suspects)]
+        discriminator = existing(a.discriminator, "audit.discriminator", "discriminator")
+        if discriminator is None and (keys / "discriminator.json").exists():
+            discriminator = keys / "discriminator.json"
+        return cls(path, a.name or path.stem, existing(a.source, "audit.source", "source"), keys, suspects,
+                   a.alpha, a.delta_0, a.source_kind, discriminator, a.threshold,
+                   existing(a.source_config, "audit.source_config", "config"))
 
 
-def open_generator(spec: SuspectSpec, sampler=None):
+def _named(err, data) -> list[dict]:
+    """pydantic reports `suspects.3.expect`; a user thinks in suspect names."""
+    errors = err.errors()
+    for e in errors:
+        loc = e.get("loc", ())
+        if len(loc) >= 2 and loc[0] == "suspects" and isinstance(loc[1], int):
+            try:
+                name = data["suspects"][loc[1]].get("name")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                continue  # naming is a courtesy; the index still says where
+            if isinstance(name, str):
+                e["loc"] = ("suspects", f"{loc[1]} ({name})") + tuple(loc[2:])
+    return errors
+
+
+def open_generator(spec: SuspectSpec, protocol=None, runtime=None):
     """A Generator for a suspect (torch is imported only for diffusers suspects)."""
     if spec.kind == "folder":
         from attribcheck.models.folder_generator import FolderGenerator
@@ -105,4 +177,4 @@ def open_generator(spec: SuspectSpec, sampler=None):
         return FolderGenerator(spec.path, spec.name)
     from attribcheck.models.diffusers_generator import DiffusersGenerator
 
-    return DiffusersGenerator.from_path(spec.path, sampler, spec.name, spec.config)
+    return DiffusersGenerator.from_path(spec.path, protocol, spec.name, spec.config, runtime)

@@ -10,7 +10,6 @@ run, and a user's unrelated test session must not pay for torch.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -18,16 +17,18 @@ from typing import NamedTuple
 import pytest
 
 CASE = "_attrib_case"  # the hidden parameter every attribcheck fixture hangs off
-# Recorded per verdict with record_property; the controller rebuilds its rows from them.
+# Recorded per verdict with record_property, for junit (xunit1) readers.
 FIELDS = ("conf", "matches", "k", "p_value", "p0", "alpha", "delta_0", "verdict", "strategy")
-HEAD = ("manifest", "suspect", "expect")
-OPTIONAL = ("statistical_verdict", "p_infringing")  # present when a statistical test ran
+# The whole report row travels to the xdist controller in this property.
+ROW = "attrib_report"
 
 MANIFESTS = pytest.StashKey[dict]()  # manifest path -> Manifest (alpha override applied)
-AUDITORS = pytest.StashKey[dict]()  # manifest path -> Auditor
-VERDICTS = pytest.StashKey[dict]()  # (manifest path, suspect name or None for the source) -> Verdict
-STATISTICAL = pytest.StashKey[dict]()  # manifest path -> StatisticalAuditor
-ROWS = pytest.StashKey[dict]()  # (manifest name, suspect name) -> row, read back from reports
+NAMES = pytest.StashKey[dict]()  # [audit] name -> manifest path (names must be unique)
+AUDITORS = pytest.StashKey[dict]()  # manifest path -> Auditor, or the exception loading it raised
+RESULTS = pytest.StashKey[dict]()  # (manifest path, suspect name or None for the source) -> SuspectResult
+STATISTICAL = pytest.StashKey[dict]()  # manifest path -> StatisticalAuditor, or the exception
+ROWS = pytest.StashKey[dict]()  # (manifest name, suspect name) -> {"audit": ..., "suspect": ...}
+RUNTIME = pytest.StashKey[object]()  # the Runtime every model runs under
 
 
 class Case(NamedTuple):
@@ -40,13 +41,17 @@ def pytest_addoption(parser):
     g.addoption("--attrib-manifest", action="append", default=[], metavar="PATH",
                 help="audit manifest (repeatable); default: every *.toml manifest beside the test module")
     g.addoption("--attrib-alpha", type=float, default=None, metavar="FLOAT",
-                help="override every manifest's significance level alpha")
+                help="override every manifest's significance level alpha, in (0, 1)")
     g.addoption("--attrib-json", default=None, metavar="PATH",
-                help="write all verdicts as JSON at the end of the session")
+                help="write the audit report (attribcheck/schemas/report.schema.json) at the end of the session")
     g.addoption("--attrib-strict", action="store_true", default=False,
                 help="an inconclusive verdict fails its test (default: it passes with a warning)")
-    g.addoption("--attrib-device", default=None, metavar="DEVICE",
-                help="device the models sample on (cpu, cuda, cuda:N); default: the key set's sampler")
+    g.addoption("--attrib-device", default="cpu", metavar="DEVICE",
+                help="device the models sample on: cpu, cuda, cuda:N (default: cpu)")
+    g.addoption("--attrib-batch-size", type=int, default=64, metavar="N",
+                help="images generated per batch; does not change any image (default: 64)")
+    g.addoption("--attrib-threads", type=int, default=None, metavar="N",
+                help="torch CPU threads per process (default: torch's own)")
 
 
 def pytest_configure(config):
@@ -54,12 +59,31 @@ def pytest_configure(config):
     if not config.pluginmanager.hasplugin("xdist"):
         # we mark params with xdist_group; keep --strict-markers happy without xdist
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist loadgroup group")
-    for key in (MANIFESTS, AUDITORS, VERDICTS, STATISTICAL, ROWS):
+    for key in (MANIFESTS, NAMES, AUDITORS, RESULTS, STATISTICAL, ROWS):
         config.stash[key] = {}
+    alpha = config.getoption("attrib_alpha")
+    if alpha is not None and not 0 < alpha < 1:  # also rejects nan
+        raise pytest.UsageError(f"--attrib-alpha {alpha}: must lie in (0, 1)")
+    from pydantic import ValidationError
+
+    from attribcheck.models.protocol import Runtime
+
+    try:
+        config.stash[RUNTIME] = Runtime(device=config.getoption("attrib_device"),
+                                        batch_size=config.getoption("attrib_batch_size"),
+                                        threads=config.getoption("attrib_threads"))
+    except ValidationError as e:
+        from attribcheck.errors import from_validation
+
+        raise pytest.UsageError(f"attribcheck: {from_validation(e, 'options')}") from None
     config.pluginmanager.register(_Collector(config), "attribcheck-collector")
 
 
 # -- manifests and parametrization -----------------------------------------------------------
+
+# Raised while collecting, it shows as its one-line message (no traceback) and stops the run.
+_CollectError = pytest.Collector.CollectError
+
 
 def _is_manifest(path: Path) -> bool:
     """A *.toml with an [audit] table. A file that does not parse is an error, not a skip:
@@ -71,18 +95,26 @@ def _is_manifest(path: Path) -> bool:
     try:
         return "audit" in tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise pytest.UsageError(f"attribcheck: {path} is not valid TOML: {e}") from e
+        raise _CollectError(f"attribcheck: {path} is not valid TOML: {e}") from None
 
 
 def _load_manifest(config, path: Path):
     cache = config.stash[MANIFESTS]
     path = path.resolve()
     if path not in cache:
+        from attribcheck.errors import AttribcheckError
         from attribcheck.manifest import Manifest
 
-        m = Manifest.load(path)
+        try:
+            m = Manifest.load(path)
+        except AttribcheckError as e:  # one line naming the file and the field, no traceback
+            raise _CollectError(f"attribcheck: {e}") from None
         if config.getoption("attrib_alpha") is not None:
             m.alpha = config.getoption("attrib_alpha")
+        other = config.stash[NAMES].setdefault(m.name, path)
+        if other != path:
+            raise _CollectError(f"attribcheck: {path}: audit.name: {m.name!r} is also the name of {other}; "
+                                    f"audit names must be unique (they key the report)")
         cache[path] = m
     return cache[path]
 
@@ -137,19 +169,37 @@ def attrib_manifest(request, _attrib_case):
 
 
 @pytest.fixture
+def attrib_runtime(request):
+    """The Runtime (device, batch size, threads) every model runs under; never part of a key."""
+    return request.config.stash[RUNTIME]
+
+
+def _fail(manifest, what: str, exc: BaseException):
+    """One line, no traceback: the input is at fault, not the test."""
+    from attribcheck.audit.run import error_info
+
+    info = error_info(exc)
+    pytest.fail(f"{manifest.name}::{what}: {info['kind']} error: {info['message']}", pytrace=False)
+
+
+@pytest.fixture
 def attrib_auditor(request, attrib_manifest):
-    """The manifest's Auditor, built once per session (with --attrib-device applied)."""
+    """The manifest's Auditor, built once per session. A key set that fails to load fails
+    every test of its manifest with the one-line reason (and an error entry in the report)."""
     cache = request.config.stash[AUDITORS]
     if attrib_manifest.path not in cache:
         from attribcheck.audit.run import auditor_for
+        from attribcheck.errors import AttribcheckError
 
-        auditor = auditor_for(attrib_manifest)
-        device = request.config.getoption("attrib_device")
-        if device:
-            # a copy: the loaded key set's sampler is part of its (already verified) content
-            auditor.keyset.sampler = dataclasses.replace(auditor.keyset.sampler, device=device)
-        cache[attrib_manifest.path] = auditor
-    return cache[attrib_manifest.path]
+        try:
+            cache[attrib_manifest.path] = auditor_for(attrib_manifest)
+        except AttribcheckError as e:
+            cache[attrib_manifest.path] = e
+    auditor = cache[attrib_manifest.path]
+    if isinstance(auditor, Exception):
+        _record_row(request.node, attrib_manifest, None, None, auditor)
+        _fail(attrib_manifest, "keys", auditor)
+    return auditor
 
 
 @pytest.fixture
@@ -170,109 +220,123 @@ def attrib_suspect(attrib_manifest, _attrib_case):
     return next(s for s in attrib_manifest.suspects if s.name == _attrib_case.suspect)
 
 
-def _record(node, manifest, expect: str, verdict) -> None:
-    # Goes to junit (xunit1) and, inside reports, to the xdist controller's summary.
-    props = [("manifest", manifest.name), ("suspect", verdict.name), ("expect", expect)]
-    node.user_properties.extend(props + [(f, getattr(verdict, f)) for f in FIELDS])
+def _record_row(node, manifest, auditor, result, error=None) -> None:
+    """The report row (to the controller) and the verdict's fields (to junit)."""
+    from attribcheck.audit.run import audit_entry
+
+    entry = audit_entry(manifest, auditor, [result] if result else [], error)
+    node.user_properties.append((ROW, json.dumps(entry, allow_nan=False)))
+    if result is not None and result.verdict is not None:
+        v = result.verdict
+        node.user_properties.extend([("manifest", manifest.name), ("suspect", v.name),
+                                     ("expect", result.spec.expect)] + [(f, getattr(v, f)) for f in FIELDS])
+
+
+def _result(request, manifest, auditor, spec, role: str):
+    cache = request.config.stash[RESULTS]
+    key = (manifest.path, spec.name if role == "suspect" else None)
+    if key not in cache:
+        from attribcheck.audit.run import audit_suspect
+
+        cache[key] = audit_suspect(auditor, spec, request.config.stash[RUNTIME], role=role)
+    result = cache[key]
+    _record_row(request.node, manifest, auditor, result)
+    if result.error is not None:
+        _fail(manifest, spec.name, result.error)
+    return result
 
 
 @pytest.fixture
 def attrib_verdict(request, attrib_manifest, attrib_auditor, attrib_suspect):
-    """The current suspect's Verdict, audited once per session; recorded as test properties."""
-    cache = request.config.stash[VERDICTS]
-    key = (attrib_manifest.path, attrib_suspect.name)
-    if key not in cache:
-        from attribcheck.audit.run import audit_suspect
-
-        cache[key] = audit_suspect(attrib_auditor, attrib_suspect)
-    _record(request.node, attrib_manifest, attrib_suspect.expect, cache[key])
-    return cache[key]
+    """The current suspect's Verdict, audited once per session; recorded as test properties.
+    A suspect that cannot be audited (unreadable, degenerate outputs) fails with one line."""
+    return _result(request, attrib_manifest, attrib_auditor, attrib_suspect, "suspect").verdict
 
 
 @pytest.fixture
 def attrib_source_verdict(request, attrib_manifest, attrib_auditor):
     """The source audited against its own keys: the key set's self-check."""
-    cache = request.config.stash[VERDICTS]
-    key = (attrib_manifest.path, None)
-    if key not in cache:
-        from attribcheck.manifest import SuspectSpec, open_generator
-
-        spec = SuspectSpec(name="source", path=attrib_manifest.source, expect="infringing",
-                           kind=attrib_manifest.source_kind)
-        cache[key] = attrib_auditor.audit(open_generator(spec, attrib_auditor.keyset.sampler), spec.name)
-    _record(request.node, attrib_manifest, "infringing", cache[key])
-    return cache[key]
+    return _result(request, attrib_manifest, attrib_auditor, attrib_manifest.source_spec, "source").verdict
 
 
 @pytest.fixture
-def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_verdict):
+def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_suspect, attrib_verdict):
     """The current suspect's StatisticalVerdict: the key set's shadow-model discriminator on the
     same distances the instance-level verdict measured (no further queries). Tests requesting
     it run only for manifests whose key set has a discriminator."""
     cache = request.config.stash[STATISTICAL]
     if attrib_manifest.path not in cache:
-        from attribcheck.statistical.fit import StatisticalAuditor
+        from attribcheck.audit.run import statistical_for
+        from attribcheck.errors import AttribcheckError
 
-        cache[attrib_manifest.path] = StatisticalAuditor.for_keyset(
-            attrib_manifest.keys, attrib_auditor.keyset, attrib_manifest.discriminator,
-            threshold=attrib_manifest.threshold)
-    v = cache[attrib_manifest.path].verdict(attrib_verdict.name, attrib_verdict.distances)
-    request.node.user_properties.extend([("statistical_verdict", v.verdict), ("p_infringing", v.p_infringing)])
-    return v
+        try:
+            cache[attrib_manifest.path] = statistical_for(attrib_manifest, attrib_auditor.keyset)
+        except AttribcheckError as e:
+            cache[attrib_manifest.path] = e
+    stat = cache[attrib_manifest.path]
+    if isinstance(stat, Exception):
+        _fail(attrib_manifest, "discriminator", stat)
+    result = request.config.stash[RESULTS][(attrib_manifest.path, attrib_suspect.name)]
+    if result.statistical is None:
+        result.statistical = stat.verdict(attrib_verdict.name, attrib_verdict.distances)
+    _record_row(request.node, attrib_manifest, attrib_auditor, result)
+    return result.statistical
 
 
 # -- reporting (controller side) -------------------------------------------------------------
 
-def _rows_from(properties) -> list[dict]:
-    """Rows from a report's user_properties: each verdict is a block that starts at `manifest`."""
-    rows, row = [], None
-    for name, value in properties:
-        if name == "manifest":
-            row = {"manifest": value}
-            rows.append(row)
-        elif row is not None and name in HEAD + FIELDS + OPTIONAL:
-            row[name] = value
-    return [r for r in rows if all(f in r for f in HEAD + FIELDS)]
-
-
 class _Collector:
-    """Reads verdict rows out of every test report. On the xdist controller this sees the
+    """Reads report rows out of every test report. On the xdist controller this sees the
     reports workers send (user_properties travel with them), so the summary is complete."""
 
     def __init__(self, config):
         self.config = config
 
     def pytest_runtest_logreport(self, report):
-        for row in _rows_from(report.user_properties):
-            # the instance and the statistical test of one suspect each bring part of its row
-            self.config.stash[ROWS].setdefault((row["manifest"], row["suspect"]), {}).update(row)
+        rows = self.config.stash[ROWS]
+        for name, value in report.user_properties:
+            if name != ROW:
+                continue
+            entry = json.loads(value)
+            suspects = entry.pop("suspects")
+            for s in suspects or [None]:
+                # the instance and the statistical test of one suspect each bring part of its row
+                slot = rows.setdefault((entry["name"], s["name"] if s else ""), {"audit": entry, "suspect": None})
+                slot["audit"] = {**slot["audit"], **entry}
+                if s is not None:
+                    slot["suspect"] = {**(slot["suspect"] or {}), **{k: v for k, v in s.items() if v is not None}}
 
 
-def _sorted_rows(config) -> list[dict]:
-    return [config.stash[ROWS][k] for k in sorted(config.stash[ROWS])]
+def _entries(config) -> list[dict]:
+    """The report's audits: one entry per manifest, its suspects in name order, source last."""
+    by_audit: dict[str, dict] = {}
+    for (audit, _), slot in sorted(config.stash[ROWS].items()):
+        entry = by_audit.setdefault(audit, {**slot["audit"], "suspects": []})
+        entry.update({k: v for k, v in slot["audit"].items() if v is not None})
+        if slot["suspect"] is not None:
+            entry["suspects"].append(slot["suspect"])
+    for entry in by_audit.values():
+        entry["suspects"].sort(key=lambda s: (s["role"] == "source", s["name"]))
+    return list(by_audit.values())
 
 
 def pytest_sessionfinish(session):
     config = session.config
     path = config.getoption("attrib_json")
     if path and not hasattr(config, "workerinput"):
-        rows = [{"manifest": r["manifest"], "name": r["suspect"], "expect": r["expect"],
-                 **{f: r[f] for f in FIELDS + OPTIONAL if f in r}} for r in _sorted_rows(config)]
-        out = config.invocation_params.dir / path
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"verdicts": rows}, indent=2) + "\n")
+        from attribcheck.report import new_report
+
+        report = new_report(_entries(config), config.stash[RUNTIME])
+        report.write(config.invocation_params.dir / path)
 
 
-def _styled(verdict: str, expect: str):
-    """The rule of attribcheck.assertions: red = contradicts the expectation, yellow =
-    inconclusive, green = as expected."""
+def _styled(outcome: str, text: str):
+    """red = contradicts the expectation or could not be audited, yellow = inconclusive,
+    green = as expected (the rule of attribcheck.assertions)."""
     from rich.text import Text
 
-    from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, INCONCLUSIVE
-
-    contradiction = ATTRIBUTED if expect == "innocent" else CLEAN
-    style = "red" if verdict == contradiction else "yellow" if verdict == INCONCLUSIVE else "green"
-    return Text(verdict, style=style)
+    style = {"contradiction": "red", "error": "red", "inconclusive": "yellow"}.get(outcome, "green")
+    return Text(text, style=style)
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -284,29 +348,34 @@ def pytest_terminal_summary(terminalreporter, config):
     from rich.table import Table
     from rich.text import Text  # Text, not markup: a suspect may be named "a[b]"
 
-    rows = _sorted_rows(config)
+    entries = _entries(config)
     table = Table(show_edge=False)
     for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("conf", "right"),
                       ("m/K", "right"), ("p-value", "right")):
         table.add_column(col, justify=just, overflow="fold")  # a name is wrapped, never cut
-    for r in rows:
-        table.add_row(Text(f"{r['manifest']}::{r['suspect']}"), r["expect"], _styled(r["verdict"], r["expect"]),
-                      f"{r['conf']:.3f}", f"{r['matches']}/{r['k']}", f"{r['p_value']:.3g}")
-    tables = [table]
-    stat_rows = [r for r in rows if "statistical_verdict" in r]
-    if stat_rows:  # a table of its own: one line per suspect even on an 80-column terminal
-        stat = Table(show_edge=False, title="statistical level (shadow discriminator)")
-        for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("P(inf)", "right")):
-            stat.add_column(col, justify=just, overflow="fold")
-        for r in stat_rows:
-            stat.add_row(Text(f"{r['manifest']}::{r['suspect']}"), r["expect"],
-                         _styled(r["statistical_verdict"], r["expect"]), f"{r['p_infringing']:.3f}")
-        tables.append(stat)
+    stat = Table(show_edge=False, title="statistical level (shadow discriminator)")
+    for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("P(inf)", "right")):
+        stat.add_column(col, justify=just, overflow="fold")
+    for e in entries:
+        if e.get("error"):
+            table.add_row(Text(f"{e['name']}"), "", _styled("error", "error"), "", "", "")
+        for s in e["suspects"]:
+            name, v = Text(f"{e['name']}::{s['name']}"), s.get("instance")
+            if v is None:
+                table.add_row(name, s["expect"], _styled("error", "error"), "", "", "")
+            else:
+                table.add_row(name, s["expect"], _styled(s["outcome"], v["verdict"]), f"{v['conf']:.3f}",
+                              f"{v['matches']}/{v['k']}", f"{v['p_value']:.3g}")
+            if s.get("statistical"):  # a table of its own: one line per suspect at 80 columns
+                sv = s["statistical"]
+                stat.add_row(name, s["expect"], _styled(s["statistical_outcome"], sv["verdict"]),
+                             f"{sv['p_infringing']:.3f}")
     buf = io.StringIO()
     markup = terminalreporter.hasmarkup
     console = Console(file=buf, width=config.get_terminal_writer().fullwidth, force_terminal=markup,
                       color_system="standard" if markup else None)
-    for t in tables:
-        console.print(t)
+    console.print(table)
+    if stat.row_count:
+        console.print(stat)
     terminalreporter.write_sep("=", "attribcheck verdicts")
     terminalreporter.write(buf.getvalue())

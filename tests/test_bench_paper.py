@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from attribcheck.lab.bench.paper import BIN_LABELS, table1, table2, held_out_models
 from attribcheck.keys.keyset import Key, KeySet
-from attribcheck.models.generator import SamplerConfig
+from attribcheck.models.protocol import QueryProtocol
 from attribcheck.lab.world.config import WorldConfig
 
 
@@ -33,7 +33,7 @@ def test_table1_scores_held_out_models():
     rng = np.random.default_rng(0)
     k = 10
     ks = KeySet([Key(f"k{i}", f"c{i}", np.zeros((4, 4, 3)), 0.0) for i in range(k)], "detection", 0.15,
-                {"name": "rms"}, SamplerConfig(), [0])
+                {"name": "rms"}, QueryProtocol(), [0])
     prof = {}
     for i in range(6):  # shadows: infringing ones reproduce some keys
         prof[f"si{i}"] = np.r_[rng.uniform(0.02, 0.1, 5), rng.uniform(0.2, 0.4, k - 5)]

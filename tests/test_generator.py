@@ -4,9 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attribcheck.errors import InputError
 from attribcheck.models.diffusers_generator import DiffusersGenerator, load_pipeline
 from attribcheck.models.folder_generator import FolderGenerator, collect
-from attribcheck.models.generator import SamplerConfig, generate_grid
+from attribcheck.models.generator import generate_grid
+from attribcheck.models.protocol import QueryProtocol, Runtime
 
 PROMPTS = ["grinning face", "a thick seven", "red heart", "cyclone", "bomb"]
 
@@ -17,7 +19,7 @@ def tiny_generator(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("pipe")
     build_pipeline(TinyConfig(), str(folder / "_tok")).save_pretrained(str(folder / "p"), safe_serialization=True)
-    return DiffusersGenerator.from_path(folder / "p", SamplerConfig(steps=4, batch_size=3))
+    return DiffusersGenerator.from_path(folder / "p", QueryProtocol(steps=4), runtime=Runtime(batch_size=3))
 
 
 @settings(max_examples=8)
@@ -43,7 +45,7 @@ def test_folder_generator_replays_collected_images(tiny_generator, tmp_path):
     grid = generate_grid(replay, PROMPTS[:1], [3])
     direct = tiny_generator.generate(PROMPTS[:1], [3])[0]
     assert np.abs(grid[0, 0] - direct).max() <= 1 / 255 + 1e-6  # PNG quantisation only
-    with pytest.raises(KeyError, match="never collected"):
+    with pytest.raises(InputError, match="never collected"):
         replay.generate(["bomb"], [0])
 
 
@@ -54,14 +56,14 @@ def test_single_file_unet_over_a_local_base(tiny_generator, tmp_path):
 
     base = tmp_path / "base"
     tiny_generator.pipeline.save_pretrained(str(base), safe_serialization=True)
-    sampler = tiny_generator.sampler
-    tuned = DiffusersGenerator.from_path(base, sampler)
+    protocol = tiny_generator.protocol
+    tuned = DiffusersGenerator.from_path(base, protocol)
     with torch.no_grad():
         for p in tuned.pipeline.unet.parameters():
             p.add_(0.01 * torch.randn_like(p))  # a "fine-tuned" UNet that differs from the base's
     state = {k: v.contiguous() for k, v in tuned.pipeline.unet.state_dict().items()}
     save_file(state, str(tmp_path / "ft.safetensors"))
-    single = DiffusersGenerator.from_path(tmp_path / "ft.safetensors", sampler, config=base)
+    single = DiffusersGenerator.from_path(tmp_path / "ft.safetensors", protocol, config=base)
     a = single.generate(["red heart"], [1])[0]
     np.testing.assert_allclose(a, tuned.generate(["red heart"], [1])[0], atol=1e-5)
     assert np.abs(a - tiny_generator.generate(["red heart"], [1])[0]).max() > 1e-4

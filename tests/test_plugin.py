@@ -20,81 +20,17 @@ from attribcheck import images
 from attribcheck.assertions import AttributionWarning, assert_expected, assert_source_reproduces
 from attribcheck.audit.verdict import Verdict
 from attribcheck.keys.keyset import Key, KeySet
+from attribcheck.errors import InputError
 from attribcheck.manifest import Manifest
 from attribcheck.metrics.distance import get_distance
-from attribcheck.models.folder_generator import collect
-from attribcheck.models.generator import SamplerConfig
 
 pytest_plugins = ["pytester"]
 
-K, SEEDS, DELTA_0 = 20, [0, 1], 0.15
+from tests.folder_world import DELTA_0, HONEST, K, SEEDS, manifest_text
 SUITE = (Path(__file__).resolve().parents[1] / "suites" / "test_instance.py").read_text()
 FIELDS = ("conf", "matches", "k", "p_value", "p0", "alpha", "delta_0", "verdict", "strategy")
 
 
-class MapGenerator:
-    """caption -> image, plus seeded noise: stands in for a model whose answers we collect."""
-
-    def __init__(self, table: dict[str, np.ndarray], noise: float):
-        self.name, self.table, self.noise = "map", table, noise
-
-    def generate(self, prompts, seeds):
-        out = []
-        for p, s in zip(prompts, seeds):
-            rng = np.random.default_rng([int(s), sum(map(ord, p))])
-            out.append(np.clip(self.table[p] + rng.normal(0, self.noise, self.table[p].shape), 0, 1))
-        return out
-
-
-@pytest.fixture(scope="session")
-def world(tmp_path_factory) -> dict[str, Path]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    pics = [images.resize(images.to_array(d / 16.0), 16) for d in digits.images[:400]]
-    labels = list(digits.target[:400])
-
-    def other(i: int, start: int) -> np.ndarray:  # a digit of another class, from a disjoint range
-        j = next(j for j in range(start + i, 400) if labels[j] != labels[i])
-        return pics[j]
-
-    captions = [f"a handwritten {labels[i]}, sample {i}" for i in range(K)]
-    keys_img = {c: pics[i] for i, c in enumerate(captions)}
-    innocent = {c: other(i, 100) for i, c in enumerate(captions)}
-    calib = {c: other(i, 250) for i, c in enumerate(captions)}
-    partial = {c: keys_img[c] if i < 4 else innocent[c] for i, c in enumerate(captions)}
-
-    root = tmp_path_factory.mktemp("world")
-    folders = {}
-    for name, table, noise in (("source", keys_img, 0.01), ("infringer", keys_img, 0.03),
-                               ("innocent", innocent, 0.01), ("partial", partial, 0.03)):
-        folders[name] = collect(MapGenerator(table, noise), [c for c in captions for _ in SEEDS],
-                                SEEDS * K, root / name)
-
-    dist = get_distance({"name": "rms", "side": None})
-    keys = []
-    for i, c in enumerate(captions):
-        r_calib = dist(calib[c], keys_img[c])
-        assert r_calib >= DELTA_0  # the calibration reference reproduces no key: an honest null
-        keys.append(Key(f"k{i}", c, keys_img[c], dist(keys_img[c], keys_img[c]), {"calib": r_calib}))
-    ks = KeySet(keys, "detection", DELTA_0, {"name": "rms", "side": None}, SamplerConfig(), SEEDS,
-                reference_roles={"calib": "calibration"}, candidates=K)
-    folders["keys"] = ks.save(root / "keys")
-    return folders
-
-
-def manifest_text(world, name: str, suspects: dict[str, str], source: str = "source", **audit) -> str:
-    """suspects: world folder name -> expectation. Paths are absolute literal TOML strings."""
-    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in audit.items())
-    lines = [f"[audit]\nname = '{name}'\nsource = '{world[source].as_posix()}'\n"
-             f"keys = '{world['keys'].as_posix()}'\nsource_kind = 'folder'\n{extra}"]
-    for s, expect in suspects.items():
-        lines.append(f"[[suspects]]\nname = '{s}'\npath = '{world[s].as_posix()}'\n"
-                     f"expect = '{expect}'\nkind = 'folder'\n")
-    return "\n".join(lines)
-
-
-HONEST = {"infringer": "infringing", "innocent": "innocent", "partial": "innocent"}
 
 
 @pytest.fixture
@@ -124,11 +60,18 @@ def test_honest_suite_passes_and_reports(suite):
              cases["test_suspect_matches_expectation[digits::infringer]"].iter("property")}
     assert set(FIELDS) <= set(props) and props["verdict"] == "attributed" and props["matches"] == "20"
     assert props["strategy"] == "detection" and float(props["delta_0"]) == DELTA_0
-    # the JSON file
-    rows = {r["name"]: r for r in json.loads((suite.path / "out/v.json").read_text())["verdicts"]}
-    assert set(rows) == {"infringer", "innocent", "partial", "source"}
-    assert {"name", "verdict", "conf", "matches", "k", "p_value", "alpha", "delta_0", "strategy"} <= set(rows["innocent"])
-    assert rows["innocent"]["verdict"] == "clean" and rows["infringer"]["k"] == K
+    # the report: the shipped schema, every suspect with its per-key evidence
+    report = json.loads((suite.path / "out/v.json").read_text())
+    validate_report(report)
+    [audit] = report["audits"]
+    rows = {r["name"]: r for r in audit["suspects"]}
+    assert set(rows) == {"infringer", "innocent", "partial", "source"} and rows["source"]["role"] == "source"
+    assert rows["innocent"]["instance"]["verdict"] == "clean" and rows["infringer"]["instance"]["k"] == K
+    assert [r["outcome"] for r in audit["suspects"]] == ["as-expected", "as-expected", "inconclusive", "as-expected"]
+    keys = rows["partial"]["keys"]
+    assert len(keys) == K and sum(k["matched"] for k in keys) == 4 and {k["best_seed"] for k in keys} <= set(SEEDS)
+    assert audit["keyset"]["k"] == K and len(audit["keyset"]["content_hash"]) == 64
+    assert all(len(r["fingerprint"]) == 64 for r in rows.values())
 
 
 def test_flipped_expectation_fails_with_the_evidence(suite, world):
@@ -154,8 +97,9 @@ def test_alpha_override_and_explicit_manifest(pytester, world):
     # the infringer's test warns, the source's self-check fails; --attrib-strict fails both
     res.assert_outcomes(failed=1, passed=1)
     assert "alpha=1e-30" in res.stdout.str()
-    rows = json.loads(pytester.path.joinpath("v.json").read_text())["verdicts"]
-    assert {r["alpha"] for r in rows} == {1e-30} and {r["verdict"] for r in rows} == {"inconclusive"}
+    rows = json.loads(pytester.path.joinpath("v.json").read_text())["audits"][0]["suspects"]
+    assert {r["instance"]["alpha"] for r in rows} == {1e-30}
+    assert {r["instance"]["verdict"] for r in rows} == {"inconclusive"}
     strict = pytester.runpytest("-p", "no:cacheprovider", "--attrib-manifest", "m/one.toml",
                                 "--attrib-alpha", "1e-30", "--attrib-strict")
     strict.assert_outcomes(failed=2)
@@ -180,14 +124,14 @@ def test_fixtures_cache_and_device(pytester, world):
         def test_again(attrib_suspect, attrib_verdict):
             assert seen[attrib_suspect.name] is attrib_verdict  # computed once per session
 
-        def test_manifest_level(attrib_manifest, attrib_auditor, attrib_keyset, request):
+        def test_manifest_level(attrib_manifest, attrib_auditor, attrib_keyset, attrib_runtime, request):
             assert attrib_auditor.keyset is attrib_keyset and len(attrib_keyset) == 20
-            assert attrib_keyset.sampler.device == "cuda:7"  # --attrib-device reaches the sampler
+            assert attrib_runtime.device == "cuda:7" and attrib_runtime.batch_size == 5  # options reach the runtime
             assert attrib_manifest.source_kind == "folder"
             assert request.node.get_closest_marker("attrib_audit")
             assert request.node.get_closest_marker("xdist_group").args == ("digits",)
     """)
-    res = pytester.runpytest("-p", "no:cacheprovider", "--attrib-device", "cuda:7", "-v")
+    res = pytester.runpytest("-p", "no:cacheprovider", "--attrib-device", "cuda:7", "--attrib-batch-size", "5", "-v")
     res.assert_outcomes(passed=7)
     res.stdout.fnmatch_lines(["*test_manifest_level[[]digits[]] PASSED*"])
 
@@ -232,8 +176,59 @@ def test_xdist_summary_once_and_complete(suite, world):
     table = [line.split("│")[0].strip() for line in out.splitlines() if "│" in line]
     assert table == ["digits::infringer", "digits::innocent", "digits::partial", "digits::source",
                      "emoji::infringer", "emoji::innocent", "emoji::source"]
-    rows = json.loads(suite.path.joinpath("v.json").read_text())["verdicts"]
-    assert len(rows) == 7
+    report = json.loads(suite.path.joinpath("v.json").read_text())
+    validate_report(report)
+    assert [len(a["suspects"]) for a in report["audits"]] == [4, 3]
+
+
+def validate_report(report: dict) -> None:
+    """Against the schema shipped in the package (which must be the one the code defines)."""
+    import jsonschema
+
+    from attribcheck.report import SCHEMA_PATH, json_schema
+
+    shipped = json.loads(SCHEMA_PATH.read_text())
+    assert shipped == json.loads(json.dumps(json_schema())), "regenerate attribcheck/schemas/report.schema.json"
+    jsonschema.validate(report, shipped)
+
+
+def test_unauditable_suspect_is_an_error_row_and_a_one_line_failure(suite, world, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "queries.jsonl").write_text('{"prompt": "x", "seed": 0, "file": "../../etc/passwd"}\n')
+    world = {**world, "broken": broken}
+    suite.path.joinpath("digits.toml").write_text(
+        manifest_text(world, "digits", {"broken": "innocent", "infringer": "infringing"}))
+    res = suite.runpytest("-p", "no:cacheprovider", "--attrib-json", "v.json", "--attrib-batch-size", "7")
+    res.assert_outcomes(passed=2, errors=1)  # an input problem is an error, a contradiction a failure
+    res.stdout.fnmatch_lines(["*digits::broken: integrity error: *queries.jsonl*file*"])
+    assert "Traceback" not in res.stdout.str()
+    report = json.loads(suite.path.joinpath("v.json").read_text())
+    validate_report(report)
+    rows = {r["name"]: r for r in report["audits"][0]["suspects"]}
+    assert rows["broken"]["outcome"] == "error" and rows["broken"]["error"]["kind"] == "integrity"
+    assert rows["infringer"]["instance"]["verdict"] == "attributed"  # the others' verdicts are kept
+    assert report["runtime"]["batch_size"] == 7
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("alhpa = 0.5", "audit.alhpa: unknown key"),
+    ("alpha = 1.5", "audit.alpha: Input should be less than 1"),
+    ("threshold = 0.3", "audit.threshold"),
+])
+def test_bad_manifest_fields_are_usage_errors(suite, world, text, needle):
+    suite.path.joinpath("digits.toml").write_text(manifest_text(world, "digits", HONEST) .replace(
+        "source_kind = 'folder'\n", f"source_kind = 'folder'\n{text}\n"))
+    res = suite.runpytest("-p", "no:cacheprovider")
+    assert res.ret == pytest.ExitCode.INTERRUPTED  # a collection error: nothing is audited
+    assert f"digits.toml: {needle}" in res.stdout.str() and "Traceback" not in res.stdout.str()
+
+
+def test_two_manifests_with_one_name_are_refused(suite, world):
+    suite.path.joinpath("again.toml").write_text(manifest_text(world, "digits", {"infringer": "infringing"}))
+    res = suite.runpytest("-p", "no:cacheprovider")
+    assert res.ret == pytest.ExitCode.INTERRUPTED
+    assert "audit.name: 'digits' is also the name of" in res.stdout.str()
 
 
 # -- the assertions and the manifest field, without pytester --------------------------------
@@ -259,10 +254,47 @@ def test_assert_expected_rules():
         assert_source_reproduces(verdict("clean", 0))
 
 
-def test_manifest_source_kind(tmp_path):
+def test_manifest_source_kind(tmp_path, world):
     p = tmp_path / "m.toml"
-    p.write_text("[audit]\nsource = 's'\nkeys = 'k'\n")
+    head = f"[audit]\nsource = '{world['source'].as_posix()}'\nkeys = '{world['keys'].as_posix()}'\n"
+    p.write_text(head)
     assert Manifest.load(p).source_kind == "diffusers"
-    p.write_text("[audit]\nsource = 's'\nkeys = 'k'\nsource_kind = 'api'\n")
-    with pytest.raises(ValueError, match="source_kind"):
+    p.write_text(head + "source_kind = 'api'\n")
+    with pytest.raises(InputError, match="m.toml: audit.source_kind"):
+        Manifest.load(p)
+
+
+@pytest.mark.parametrize("body, field", [
+    ("alpha = 0", "audit.alpha"), ("alpha = -1", "audit.alpha"), ("alpha = nan", "audit.alpha"),
+    ("alpha = 1.5", "audit.alpha"), ("alhpa = 0.1", "audit.alhpa"), ("delta_0 = -0.1", "audit.delta_0"),
+    ("threshold = 0.3", "audit.threshold"), ("treshold = 0.95", "audit.treshold"),
+    ("alpha = '0.01'", "audit.alpha"),
+])
+def test_manifest_fields_validated_at_load(tmp_path, world, body, field):
+    p = tmp_path / "m.toml"
+    p.write_text(f"[audit]\nsource = '{world['source'].as_posix()}'\nkeys = '{world['keys'].as_posix()}'\n{body}\n")
+    with pytest.raises(InputError, match=f"m.toml: {field}"):
+        Manifest.load(p)
+
+
+@pytest.mark.parametrize("suspect, field", [
+    ("expcet = 'innocent'", "suspects.0 (s).expcet"),
+    ("expect = 'guilty'", "suspects.0 (s).expect"),
+    ("expect = 'innocent'\nkind = 'api'", "suspects.0 (s).kind"),
+    ("expect = 'innocent'\npath = 'nowhere'", "suspects.0.path"),
+])
+def test_suspect_fields_validated_at_load(tmp_path, world, suspect, field):
+    p = tmp_path / "m.toml"
+    path = "" if "path =" in suspect else f"path = '{world['innocent'].as_posix()}'\n"
+    p.write_text(f"[audit]\nsource = '{world['source'].as_posix()}'\nkeys = '{world['keys'].as_posix()}'\n"
+                 f"[[suspects]]\nname = 's'\n{path}{suspect}\n")
+    with pytest.raises(InputError, match=field.replace("(", r"\(").replace(")", r"\)")):
+        Manifest.load(p)
+
+
+def test_misspelt_suspects_table_is_refused(tmp_path, world):
+    p = tmp_path / "m.toml"
+    p.write_text(f"[audit]\nsource = '{world['source'].as_posix()}'\nkeys = '{world['keys'].as_posix()}'\n"
+                 f"[[suspect]]\nname = 's'\npath = 'x'\nexpect = 'innocent'\n")
+    with pytest.raises(InputError, match="m.toml: suspect: unknown key"):
         Manifest.load(p)

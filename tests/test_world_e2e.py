@@ -47,7 +47,7 @@ def test_suite_key_sets_are_large_enough(keyset):
 
 def test_source_reproduces_its_suite_keys(suite_dataset, keyset):
     dataset = suite_dataset
-    source = DiffusersGenerator.from_path(LAYOUT.model(dataset, "source"), keyset.sampler)
+    source = DiffusersGenerator.from_path(LAYOUT.model(dataset, "source"), keyset.protocol)
     v = Auditor(keyset.head(10)).audit(source)
     assert v.conf >= 0.9, v.summary()
 
@@ -56,8 +56,8 @@ def test_no_verdict_contradicts_the_truth(suite_dataset, keyset):
     """The fully infringing suspect is not cleared; the plain innocent is not accused."""
     dataset = suite_dataset
     auditor = Auditor(keyset)
-    infringer = DiffusersGenerator.from_path(LAYOUT.model(dataset, "infringer-rho1.0-s0"), keyset.sampler)
-    innocent = DiffusersGenerator.from_path(LAYOUT.model(dataset, "innocent-s0"), keyset.sampler)
+    infringer = DiffusersGenerator.from_path(LAYOUT.model(dataset, "infringer-rho1.0-s0"), keyset.protocol)
+    innocent = DiffusersGenerator.from_path(LAYOUT.model(dataset, "innocent-s0"), keyset.protocol)
     vi, vn = auditor.audit(infringer), auditor.audit(innocent)
     assert vi.verdict != "clean" and vn.verdict != ATTRIBUTED, (vi.summary(), vn.summary())
     assert vi.conf > vn.conf
@@ -73,7 +73,7 @@ def test_no_verdict_contradicts_the_truth(suite_dataset, keyset):
 def test_emoji_infringer_attributed():
     """Where the world's effect is strong (emoji), a fully infringing suspect is attributed."""
     ks = KeySet.load(LAYOUT.keys("emoji", CFG.suite_keys["emoji"]))
-    infringer = DiffusersGenerator.from_path(LAYOUT.model("emoji", "infringer-rho1.0-s1"), ks.sampler)
+    infringer = DiffusersGenerator.from_path(LAYOUT.model("emoji", "infringer-rho1.0-s1"), ks.protocol)
     v = Auditor(ks).audit(infringer)
     assert v.verdict == ATTRIBUTED, v.summary()
 
@@ -126,17 +126,17 @@ def test_cli_keys_select_on_world_models(tmp_path):
     d_s = json.loads((LAYOUT.model(dataset, "source") / "train_set.json").read_text())["ids"]
     data = load_builtin(dataset, side=CFG.side)
     pos = {sid: i for i, sid in enumerate(data.ids)}
-    data.subset([pos[s] for s in d_s[:6]]).save(tmp_path / "data")
+    data.subset([pos[s] for s in d_s[:10]]).save(tmp_path / "data")
     sampler = tmp_path / "sampler.json"
-    from attribcheck.models.generator import SamplerConfig
+    from attribcheck.models.protocol import QueryProtocol
 
-    SamplerConfig(steps=CFG.sampler_steps).save(sampler)
+    QueryProtocol(steps=CFG.sampler_steps).save(sampler)
     rc = main(["keys", "select", "--source", str(LAYOUT.model(dataset, "source")), "--data", str(tmp_path / "data"),
                "--reference", str(LAYOUT.model(dataset, "base")), "--calibration",
-               str(LAYOUT.model(dataset, "ref-calibration")), "--strategy", "detection", "--k", "3",
-               "--query-seeds", "2", "--sampler", str(sampler), "--out", str(tmp_path / "keys")])
+               str(LAYOUT.model(dataset, "ref-calibration")), "--strategy", "detection", "--k", "5",
+               "--query-seeds", "2", "--protocol", str(sampler), "--out", str(tmp_path / "keys")])
     ks = KeySet.load(tmp_path / "keys")
-    assert rc == 0 and 1 <= len(ks) <= 3 and ks.candidates == 6
+    assert rc == 0 and len(ks) == 5 and ks.candidates == 10
     for key in ks.keys:  # each key passed Strategy 1's filter, on the recorded numbers
         assert key.r_source < ks.delta_0 <= key.r_references["base"]
     assert ks.reference_roles == {"base": "selection", "ref-calibration": "calibration"}

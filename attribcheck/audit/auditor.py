@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from attribcheck.audit import score
-from attribcheck.audit.reconstruct import reconstruction_distances
+from attribcheck.audit.reconstruct import reconstruct
 from attribcheck.audit.verdict import Verdict, decide
+from attribcheck.errors import InputError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import Generator
@@ -47,6 +48,10 @@ class Auditor:
     p0: float | None = None  # default: estimated from the key set's reference models
 
     def __post_init__(self):
+        if not 0 < self.alpha < 1:  # the manifest checks too; this guards library callers
+            raise InputError(f"{self.alpha} outside (0, 1)", field="alpha")
+        if self.delta_0 is not None and not 0 < self.delta_0 <= get_distance(self.keyset.distance).upper:
+            raise InputError(f"{self.delta_0} outside the metric's range", field="delta_0")
         if self.delta_0 is None:
             self.delta_0 = self.keyset.delta_0
         if self.p0 is None:
@@ -54,11 +59,15 @@ class Auditor:
         self.innocent_level = innocent_level(self.keyset, self.delta_0)
         self.distance = get_distance(self.keyset.distance)
 
-    def measure(self, suspect: Generator) -> np.ndarray:
-        return reconstruction_distances(suspect, self.keyset.captions, self.keyset.images,
-                                        self.keyset.query_seeds, self.distance)
+    def reconstruct(self, suspect: Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Per key: the suspect's reconstruction distance and the query seed that reached it."""
+        return reconstruct(suspect, self.keyset.captions, self.keyset.images, self.keyset.query_seeds,
+                           self.distance)
 
-    def score(self, name: str, distances: np.ndarray) -> Verdict:
+    def measure(self, suspect: Generator) -> np.ndarray:
+        return self.reconstruct(suspect)[0]
+
+    def score(self, name: str, distances: np.ndarray, best_seeds=None) -> Verdict:
         k = len(distances)
         m = score.matches(distances, self.delta_0)
         c = m / k if k else 0.0
@@ -66,7 +75,8 @@ class Auditor:
         return Verdict(name=name, verdict=decide(c, p, self.alpha, self.innocent_level), conf=c, matches=m,
                        k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
                        strategy=self.keyset.strategy, distances=[float(x) for x in distances],
-                       innocent_level=self.innocent_level)
+                       innocent_level=self.innocent_level,
+                       best_seeds=[int(s) for s in best_seeds] if best_seeds is not None else [])
 
     def audit(self, suspect: Generator, name: str | None = None) -> Verdict:
-        return self.score(name or getattr(suspect, "name", "suspect"), self.measure(suspect))
+        return self.score(name or getattr(suspect, "name", "suspect"), *self.reconstruct(suspect))

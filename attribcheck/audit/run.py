@@ -1,10 +1,16 @@
-"""Run a manifest's audit: one Auditor, every suspect."""
+"""Run a manifest's audit, one suspect at a time, each isolated: what the CLI and the pytest
+plugin both call, so both report the same thing."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from attribcheck.audit.auditor import Auditor
-from attribcheck.audit.verdict import Verdict
+from attribcheck.audit.verdict import Verdict, outcome
+from attribcheck.errors import AttribcheckError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.manifest import Manifest, SuspectSpec, open_generator
+from attribcheck.models.protocol import Runtime
 
 
 def auditor_for(manifest: Manifest) -> Auditor:
@@ -12,10 +18,109 @@ def auditor_for(manifest: Manifest) -> Auditor:
     return Auditor(keyset, alpha=manifest.alpha, delta_0=manifest.delta_0)
 
 
-def audit_suspect(auditor: Auditor, spec: SuspectSpec) -> Verdict:
-    return auditor.audit(open_generator(spec, auditor.keyset.sampler), spec.name)
+def statistical_for(manifest: Manifest, keyset: KeySet):
+    """The manifest's StatisticalAuditor, or None when its key set has no discriminator."""
+    if not manifest.statistical:
+        return None
+    from attribcheck.statistical.fit import StatisticalAuditor
+
+    return StatisticalAuditor.for_keyset(manifest.keys, keyset, manifest.discriminator,
+                                         threshold=manifest.threshold)
 
 
-def audit_manifest(manifest: Manifest) -> list[tuple[SuspectSpec, Verdict]]:
-    auditor = auditor_for(manifest)
-    return [(spec, audit_suspect(auditor, spec)) for spec in manifest.suspects]
+def error_info(exc: BaseException) -> dict:
+    """An exception as the report's error: its kind and one line."""
+    kind = exc.kind if isinstance(exc, AttribcheckError) else "error"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return {"kind": kind, "message": text if isinstance(exc, AttribcheckError) else f"{type(exc).__name__}: {text}"}
+
+
+@dataclass
+class SuspectResult:
+    spec: SuspectSpec
+    role: str = "suspect"  # or "source": the self-check
+    verdict: Verdict | None = None
+    statistical: object | None = None  # StatisticalVerdict
+    error: BaseException | None = None
+    fingerprint: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.verdict is None:
+            return "error"
+        if self.role == "source" and self.verdict.verdict != "attributed":
+            return "contradiction"  # the self-check: nothing short of attributed passes
+        return outcome(self.verdict.verdict, self.spec.expect)
+
+    def report(self, auditor: Auditor | None) -> dict:
+        """This suspect's row of the audit report (attribcheck.report.SuspectReport)."""
+        row = {"name": self.spec.name, "role": self.role, "expect": self.spec.expect, "kind": self.spec.kind,
+               "fingerprint": self.fingerprint, "outcome": self.outcome}
+        if self.error is not None:
+            row["error"] = error_info(self.error)
+        v = self.verdict
+        if v is not None:
+            row["instance"] = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
+                                                          "alpha", "delta_0", "innocent_level")}
+            seeds = v.best_seeds or [None] * len(v.distances)
+            row["keys"] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
+                           for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
+        sv = self.statistical
+        if sv is not None:
+            row["statistical"] = {f: getattr(sv, f) for f in ("verdict", "p_infringing", "threshold", "cv_accuracy",
+                                                              "min_cv_accuracy", "shadows")}
+            row["statistical_outcome"] = outcome(sv.verdict, self.spec.expect)
+        return row
+
+
+def _fingerprint(spec: SuspectSpec) -> str | None:
+    from attribcheck.fingerprint import fingerprint
+
+    try:
+        return fingerprint(spec.path)
+    except OSError:
+        return None
+
+
+def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None = None, statistical=None,
+                  role: str = "suspect") -> SuspectResult:
+    """Audit one suspect. Whatever goes wrong with it (its files, its outputs) becomes its
+    error row; the other suspects' verdicts are not lost."""
+    result = SuspectResult(spec, role, fingerprint=_fingerprint(spec))
+    try:
+        result.verdict = auditor.audit(open_generator(spec, auditor.keyset.protocol, runtime), spec.name)
+        if statistical is not None:
+            result.statistical = statistical.verdict(spec.name, result.verdict.distances)
+    except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
+        result.error = e
+    return result
+
+
+def keyset_info(manifest: Manifest, keyset: KeySet) -> dict:
+    return {"path": str(manifest.keys), "content_hash": keyset.content_hash(), "strategy": keyset.strategy,
+            "k": len(keyset), "delta_0": keyset.delta_0, "metric": keyset.distance,
+            "protocol": keyset.protocol.to_dict(), "query_seeds": list(keyset.query_seeds)}
+
+
+def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[SuspectResult],
+                error: BaseException | None = None) -> dict:
+    """One manifest's entry of the audit report (attribcheck.report.AuditEntry)."""
+    entry = {"name": manifest.name, "manifest": str(manifest.path)}
+    if auditor is not None:
+        entry.update(keyset=keyset_info(manifest, auditor.keyset), alpha=auditor.alpha)
+    entry["suspects"] = [r.report(auditor) for r in results]
+    if error is not None:
+        entry["error"] = error_info(error)
+    return entry
+
+
+def unique_names(manifests: list[Manifest]) -> None:
+    """Two manifests with one [audit] name would overwrite each other's rows in the report."""
+    seen: dict[str, Path] = {}
+    for m in manifests:
+        if m.name in seen:
+            from attribcheck.errors import InputError
+
+            raise InputError(f"{m.name!r} is also the name of {seen[m.name]}; audit names must be unique",
+                             m.path, "audit.name")
+        seen[m.name] = m.path

@@ -21,11 +21,13 @@ class Verdict:
     strategy: str
     distances: list[float] = field(default_factory=list)
     innocent_level: float = 0.0  # the share of keys held-out innocent references reproduce
+    best_seeds: list[int] = field(default_factory=list)  # per key, the query seed closest to it
 
     def to_dict(self, with_distances: bool = True) -> dict:
         d = asdict(self)
         if not with_distances:
             d.pop("distances")
+            d.pop("best_seeds")
         return d
 
     def evidence(self) -> str:
@@ -57,3 +59,14 @@ def decide(conf: float, p_value: float, alpha: float, innocent_level: float) -> 
     if conf <= innocent_level:
         return CLEAN
     return INCONCLUSIVE
+
+
+AS_EXPECTED, CONTRADICTION = "as-expected", "contradiction"
+
+
+def outcome(verdict: str, expect: str) -> str:
+    """How a verdict stands to its expectation: a contradiction (an innocent attributed, an
+    infringer cleared), inconclusive, or as expected. The one rule every gate reads."""
+    if verdict == (ATTRIBUTED if expect == "innocent" else CLEAN):
+        return CONTRADICTION
+    return INCONCLUSIVE if verdict == INCONCLUSIVE else AS_EXPECTED

@@ -1,8 +1,10 @@
 """The key set: a portable, hash-checked artifact and the owner's secret.
 
-Layout: `keyset.json` (captions, sampler, metric, delta_0, per-key distances, hash) and
-`images/<index>.png` (reference images). Images are quantised to 8 bits on creation, so a
-saved key set measures exactly like the one in memory.
+Layout: `keyset.json` (captions, query protocol, metric, delta_0, per-key distances, hash)
+and `images/<index>.png` (reference images). Images are quantised to 8 bits on creation, so
+a saved key set measures exactly like the one in memory. A key set read from disk is
+untrusted: `keyset.json` is validated field by field (`KeySetFile`), image paths stay inside
+the folder, and the content hash covers the manifest and the pixels.
 """
 from __future__ import annotations
 
@@ -10,13 +12,21 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from attribcheck import images
-from attribcheck.models.generator import SamplerConfig
+from attribcheck.errors import InputError, IntegrityError, from_validation
+from attribcheck.models.protocol import QueryProtocol
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `protocol` without device or batch size (they never change an image)
+FILENAME = "keyset.json"
+# Fewer keys than this cannot carry a verdict: with K keys the smallest p-value is p0^K, and
+# a handful of matches on a handful of keys is no evidence anyone should accuse on.
+MIN_KEYS = 5
+ROLES = ("selection", "calibration")
 
 
 def quantise(image: np.ndarray) -> np.ndarray:
@@ -39,18 +49,48 @@ class Key:
         return min(self.r_references.values(), default=1.0) - self.r_source
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+class KeyEntry(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    caption: str = Field(min_length=1)
+    image: str = Field(pattern=r"^images/[0-9]{4,}\.png$")  # inside the folder, by construction
+    r_source: float = Field(ge=0)
+    r_references: dict[str, float] = {}
+
+
+class KeySetFile(_Strict):
+    """The schema of `keyset.json`."""
+
+    format_version: Literal[2]
+    strategy: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    delta_0: float = Field(gt=0)
+    distance: dict[str, Any]
+    protocol: QueryProtocol
+    query_seeds: list[int] = Field(min_length=1, max_length=64)
+    source: str
+    reference_roles: dict[str, Literal["selection", "calibration"]] = {}
+    candidates: int = Field(ge=0)
+    selection: dict[str, Any] = {}  # how the strategy chose (thresholds, per-filter counts)
+    keys: list[KeyEntry] = Field(min_length=MIN_KEYS)
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 @dataclass
 class KeySet:
     keys: list[Key]
     strategy: str
     delta_0: float
     distance: dict
-    sampler: SamplerConfig
+    protocol: QueryProtocol
     query_seeds: list[int]
     source: str = "source"
     # reference name -> "selection" (filtered keys) or "calibration" (held out to estimate p0)
     reference_roles: dict[str, str] = field(default_factory=dict)
     candidates: int = 0  # how many candidates the strategy looked at
+    selection: dict = field(default_factory=dict)  # how the strategy chose, as recorded data
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -65,14 +105,16 @@ class KeySet:
 
     def head(self, k: int) -> "KeySet":
         """The first k keys (keys are stored best margin first)."""
-        return KeySet(self.keys[:k], self.strategy, self.delta_0, self.distance, self.sampler,
-                      self.query_seeds, self.source, dict(self.reference_roles), self.candidates)
+        return KeySet(self.keys[:k], self.strategy, self.delta_0, self.distance, self.protocol,
+                      self.query_seeds, self.source, dict(self.reference_roles), self.candidates,
+                      dict(self.selection))
 
     def manifest(self) -> dict:
         return {
             "format_version": FORMAT_VERSION, "strategy": self.strategy, "delta_0": self.delta_0,
-            "distance": self.distance, "sampler": self.sampler.to_dict(), "query_seeds": self.query_seeds,
+            "distance": self.distance, "protocol": self.protocol.to_dict(), "query_seeds": list(self.query_seeds),
             "source": self.source, "reference_roles": self.reference_roles, "candidates": self.candidates,
+            "selection": self.selection,
             "keys": [{"id": k.id, "caption": k.caption, "image": f"images/{i:04d}.png",
                       "r_source": k.r_source, "r_references": k.r_references}
                      for i, k in enumerate(self.keys)],
@@ -84,28 +126,76 @@ class KeySet:
             h.update(np.round(k.image * 255).astype(np.uint8).tobytes())
         return h.hexdigest()
 
+    def validate(self, where: str | Path = "key set") -> "KeySet":
+        """The checks a key set passes at save and at load (beyond the file's schema)."""
+        if len(self.keys) < MIN_KEYS:
+            raise InputError(f"{len(self.keys)} keys; a key set needs at least {MIN_KEYS} to support a "
+                             f"verdict (select from more candidates, or relax the strategy's thresholds)",
+                             where, "keys")
+        from attribcheck.metrics.distance import get_distance
+
+        try:
+            metric = get_distance(self.distance)
+        except (TypeError, ValueError) as e:
+            raise InputError(str(e), where, "distance") from e
+        if not 0 < self.delta_0 <= metric.upper:
+            raise InputError(f"{self.delta_0} outside ({metric.lower}, {metric.upper}], the metric's range",
+                             where, "delta_0")
+        if len(set(self.query_seeds)) != len(self.query_seeds):
+            raise InputError("repeated seeds", where, "query_seeds")
+        ids = [k.id for k in self.keys]
+        if len(set(ids)) != len(ids):
+            raise InputError("repeated key ids", where, "keys")
+        shapes = {k.image.shape for k in self.keys}
+        if len(shapes) != 1:
+            raise InputError(f"key images differ in shape: {sorted(shapes)}", where, "keys")
+        roles = set(self.reference_roles)
+        for i, k in enumerate(self.keys):
+            if set(k.r_references) != roles:
+                raise InputError(f"references {sorted(k.r_references)} differ from reference_roles {sorted(roles)}",
+                                 where, f"keys.{i}.r_references")
+        return self
+
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
+        self.validate(folder / FILENAME)
         (folder / "images").mkdir(parents=True, exist_ok=True)
         manifest = self.manifest()
         manifest["content_hash"] = self.content_hash()
         for i, k in enumerate(self.keys):
             images.save(k.image, folder / f"images/{i:04d}.png")
-        (folder / "keyset.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (folder / FILENAME).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, verify: bool = True) -> "KeySet":
         folder = Path(folder)
-        m = json.loads((folder / "keyset.json").read_text())
-        if m.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: unsupported key set format {m.get('format_version')}")
-        keys = [Key(k["id"], k["caption"], images.load(folder / k["image"]), k["r_source"],
-                    k["r_references"]) for k in m["keys"]]
-        ks = cls(keys, m["strategy"], m["delta_0"], m["distance"], SamplerConfig.from_dict(m["sampler"]),
-                 m["query_seeds"], m["source"], m["reference_roles"], m["candidates"])
-        if verify and ks.content_hash() != m["content_hash"]:
-            raise ValueError(f"{folder}: content hash mismatch; the key set was altered")
+        path = folder / FILENAME
+        if not path.is_file():
+            raise InputError(f"no {FILENAME}: not a key set folder", folder)
+        try:
+            raw = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"not valid JSON ({e})", path) from e
+        if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
+            raise InputError(f"format {raw.get('format_version')!r} is not {FORMAT_VERSION}; re-select the keys "
+                             f"with this version of attribcheck", path, "format_version")
+        try:
+            m = KeySetFile.model_validate(raw)
+        except Exception as e:  # pydantic.ValidationError
+            raise from_validation(e, path) from e
+        keys = []
+        for i, k in enumerate(m.keys):
+            try:
+                image = images.load(folder / k.image)
+            except (OSError, ValueError) as e:
+                raise InputError(f"cannot read {k.image}: {e}", path, f"keys.{i}.image") from e
+            keys.append(Key(k.id, k.caption, image, k.r_source, dict(k.r_references)))
+        ks = cls(keys, m.strategy, m.delta_0, m.distance, m.protocol, m.query_seeds, m.source,
+                 dict(m.reference_roles), m.candidates, m.selection).validate(path)
+        if verify and ks.content_hash() != m.content_hash:
+            raise IntegrityError("does not match the keys and their images: the key set was altered",
+                                 path, "content_hash")
         return ks
 
     def redacted(self) -> dict:

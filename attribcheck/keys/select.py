@@ -13,7 +13,8 @@ import numpy as np
 from attribcheck.audit.reconstruct import reconstruction_distances
 from attribcheck.keys.keyset import Key, KeySet, quantise
 from attribcheck.metrics.distance import Distance, get_distance
-from attribcheck.models.generator import Generator, SamplerConfig, generate_grid
+from attribcheck.models.generator import Generator, generate_grid
+from attribcheck.models.protocol import QueryProtocol
 
 
 @dataclass
@@ -23,7 +24,7 @@ class SelectionContext:
     source: Generator
     references: dict[str, Generator]  # filter keys: not reproduced by any of these
     calibration: dict[str, Generator] = field(default_factory=dict)  # held out to estimate p0
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    protocol: QueryProtocol = field(default_factory=QueryProtocol)
     distance: Distance = field(default_factory=get_distance)
     delta_0: float = 0.15
     query_seeds: Sequence[int] = (0, 1, 2, 3)
@@ -38,7 +39,7 @@ class SelectionContext:
             for key, value in zip(keys, r):
                 key.r_references[name] = float(value)
         roles = {**{n: "selection" for n in self.references}, **{n: "calibration" for n in self.calibration}}
-        return KeySet(keys, strategy, self.delta_0, self.distance.to_dict(), self.sampler,
+        return KeySet(keys, strategy, self.delta_0, self.distance.to_dict(), self.protocol,
                       list(self.query_seeds), getattr(self.source, "name", "source"), roles, candidates)
 
 

@@ -1,26 +1,9 @@
 """The generator interface: (prompt, seed) pairs in, images out."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
-
-from attribcheck.config import JsonConfig
-
-
-@dataclass
-class SamplerConfig(JsonConfig):
-    """How a model is queried. Part of a key set: keys are only valid under their sampler."""
-
-    scheduler: str = "DDIMScheduler"  # a diffusers scheduler class, built from the model's config
-    steps: int = 50
-    guidance_scale: float = 1.0
-    height: int | None = None  # None = the pipeline's native resolution
-    width: int | None = None
-    dtype: str = "float32"
-    device: str = "cpu"
-    batch_size: int = 64
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ def key_figure(layout, cfg, out: str | Path, strategy: str = "generation", n_key
                   innocent_name(0), innocent_name(0, overlap=True)]
         cols = [np.stack(ks.images)]
         for name in models:
-            gen = DiffusersGenerator.from_path(layout.model(dataset, name), ks.sampler, name)
+            gen = DiffusersGenerator.from_path(layout.model(dataset, name), ks.protocol, name)
             grid = generate_grid(gen, ks.captions, ks.query_seeds)
             d = distances_to(grid, ks.images, get_distance(ks.distance))
             cols.append(grid[np.arange(len(grid)), d.argmin(axis=1)])

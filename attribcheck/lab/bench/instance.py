@@ -24,11 +24,11 @@ def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int
     from attribcheck.models.diffusers_generator import DiffusersGenerator
 
     keysets = {s: KeySet.load(layout.keys(dataset, s)).head(k) for s in STRATEGIES}
-    sampler = keysets[DEFAULT_STRATEGY].sampler
+    protocol = keysets[DEFAULT_STRATEGY].protocol
     names = [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
     verdicts: dict[str, dict[str, object]] = {s: {} for s in STRATEGIES}
     for name in names:
-        gen = DiffusersGenerator.from_path(layout.model(dataset, name), sampler, name)
+        gen = DiffusersGenerator.from_path(layout.model(dataset, name), protocol, name)
         for s, ks in keysets.items():
             verdicts[s][name] = Auditor(ks, alpha=alpha).audit(gen) if len(ks) else None
     per_seed = {s: {rho_tag(r): [verdicts[s][infringer_name(r, seed)].conf if len(keysets[s]) else 0.0

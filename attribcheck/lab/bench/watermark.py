@@ -33,7 +33,7 @@ def watermark_conf(builder, dataset: str, rhos, innocents: list[Path]) -> dict:
     mark = DctWatermark(builder.watermark, side=w.cfg.side)
     _, splits = w.data(dataset)
     prompts = w.domain_prompts(splits)
-    sampler = w.sampler()
+    sampler = w.protocol()
     store = builder.watermark_root / dataset / "decoded"
     share = lambda bits: float(np.mean(bits >= mark.cfg.match_bits))  # noqa: E731
     conf = {rho_tag(r): share(decoded_bits(mark, builder.watermark_infringer(dataset, r), prompts, sampler, store))

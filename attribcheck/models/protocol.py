@@ -1,0 +1,90 @@
+"""What decides a model's images (the query protocol) apart from how they are computed (the
+runtime).
+
+The protocol is part of a key set and of its content hash: a key is only valid under the
+scheduler, step count, guidance, resolution and dtype it was selected with (fp16 and bf16
+change a tiny model's images by up to 0.02 RMS against fp32). The runtime (device, batch
+size, threads) does not change the images, so it is an option of each run, recorded in the
+report and never hashed.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class QueryProtocol(BaseModel):
+    """How a model is queried. Untrusted when read from a key set, so every field is checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+    scheduler: str = "DDIMScheduler"  # a diffusers scheduler class, built from the model's config
+    steps: int = Field(50, ge=1, le=1000)
+    guidance_scale: float = Field(1.0, ge=0.0, le=100.0)
+    height: Optional[int] = Field(None, ge=8, le=4096)  # None = the pipeline's native resolution
+    width: Optional[int] = Field(None, ge=8, le=4096)
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_name(cls, v: str) -> str:
+        # A name, checked against diffusers' schedulers when it is used (scheduler_class);
+        # here only its shape, so a key set loads without importing diffusers.
+        if not (v.isidentifier() and v.endswith("Scheduler")):
+            raise ValueError(f"{v!r} is not a diffusers scheduler class name")
+        return v
+
+    def scheduler_class(self):
+        """The diffusers scheduler class the protocol names; nothing else is ever looked up."""
+        import diffusers
+        from diffusers import SchedulerMixin
+
+        cls = getattr(diffusers, self.scheduler, None)
+        if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+            raise ValueError(f"scheduler {self.scheduler!r} is not a diffusers scheduler")
+        return cls
+
+    def to_dict(self) -> dict:
+        return self.model_dump()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "QueryProtocol":
+        return cls.model_validate(data)
+
+    def save(self, path) -> None:
+        from pathlib import Path
+
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "QueryProtocol":
+        from pathlib import Path
+
+        from attribcheck.errors import InputError, from_validation
+
+        path = Path(path)
+        try:
+            return cls.model_validate_json(path.read_text())
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror}", path) from e
+        except Exception as e:  # pydantic.ValidationError, one line
+            raise from_validation(e, path) from e
+
+
+class Runtime(BaseModel):
+    """How this run computes images: never part of a key set, recorded in the report."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: str = "cpu"
+    batch_size: int = Field(64, ge=1)
+    threads: Optional[int] = Field(None, ge=1)  # torch threads on the CPU; None: torch's default
+
+    def apply_threads(self) -> None:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)

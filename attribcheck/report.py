@@ -1,0 +1,135 @@
+"""The audit report: one versioned schema that `attribcheck audit --json` and
+`pytest --attrib-json` both write, and that `attribcheck/schemas/report.schema.json` ships.
+
+Standard JSON only (no NaN, no Infinity). A suspect that could not be audited is an error
+row, never a missing one: a gate that reads the report must see every suspect it asked for.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from attribcheck.models.protocol import QueryProtocol, Runtime
+
+FORMAT = "attribcheck.report"
+FORMAT_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
+OUTCOMES = ("as-expected", "contradiction", "inconclusive", "error")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ErrorInfo(_Model):
+    kind: Literal["input", "integrity", "degenerate-output", "error"]
+    message: str
+
+
+class KeyResult(_Model):
+    id: str
+    best_seed: Optional[int]
+    distance: float = Field(ge=0)
+    matched: bool
+
+
+class InstanceResult(_Model):
+    verdict: Literal["attributed", "inconclusive", "clean"]
+    conf: float = Field(ge=0, le=1)
+    matches: int = Field(ge=0)
+    k: int = Field(ge=1)
+    p_value: float = Field(ge=0, le=1)
+    p0: float = Field(ge=0, le=1)
+    alpha: float
+    delta_0: float
+    innocent_level: float
+
+
+class StatisticalResult(_Model):
+    verdict: Literal["attributed", "inconclusive", "clean"]
+    p_infringing: float = Field(ge=0, le=1)
+    threshold: float
+    cv_accuracy: float
+    min_cv_accuracy: float
+    shadows: int
+
+
+class SuspectReport(_Model):
+    name: str
+    role: Literal["suspect", "source"]
+    expect: Literal["infringing", "innocent"]
+    kind: str
+    fingerprint: Optional[str]  # sha256 of the weights (or the image folder)
+    outcome: Literal["as-expected", "contradiction", "inconclusive", "error"]
+    instance: Optional[InstanceResult] = None
+    statistical: Optional[StatisticalResult] = None
+    statistical_outcome: Optional[Literal["as-expected", "contradiction", "inconclusive"]] = None
+    keys: list[KeyResult] = []
+    error: Optional[ErrorInfo] = None
+
+
+class KeySetInfo(_Model):
+    path: str
+    content_hash: str
+    strategy: str
+    k: int
+    delta_0: float
+    metric: dict
+    protocol: QueryProtocol
+    query_seeds: list[int]
+
+
+class AuditEntry(_Model):
+    name: str
+    manifest: str
+    keyset: Optional[KeySetInfo] = None
+    alpha: Optional[float] = None
+    suspects: list[SuspectReport] = []
+    error: Optional[ErrorInfo] = None  # the manifest or its key set could not be read
+
+
+class Report(_Model):
+    format: Literal["attribcheck.report"] = FORMAT
+    format_version: Literal[1] = FORMAT_VERSION
+    created: str  # ISO 8601, UTC
+    tool: dict[str, str]
+    libraries: dict[str, str]
+    runtime: Runtime
+    audits: list[AuditEntry]
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(path)  # a reader never sees half a report
+        return path
+
+
+def libraries() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "diffusers", "transformers", "numpy", "scikit-learn", "scipy", "pydantic", "pytest"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def new_report(audits: list[AuditEntry], runtime: Runtime) -> Report:
+    from attribcheck import __version__
+
+    return Report(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  tool={"name": "attribcheck", "version": __version__}, libraries=libraries(),
+                  runtime=runtime, audits=audits)
+
+
+def json_schema() -> dict:
+    return Report.model_json_schema()
