@@ -1,9 +1,12 @@
 """The discriminator: scikit-learn's estimator contract, features, persistence without pickle."""
+import json
+
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from attribcheck.errors import IntegrityError
 from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.features import profile_features
 
@@ -55,6 +58,8 @@ def test_save_load_round_trip_without_pickle(tmp_path):
 
 
 def test_refuses_foreign_classes(tmp_path):
-    (tmp_path / "d.json").write_text('{"bins": [0, 1], "classifier": {"class": "os.system", "params": {}}, "X": [[0.1]], "y": [1]}')
-    with pytest.raises(ValueError, match="only scikit-learn"):
+    X = [[0.1], [0.2], [0.3], [0.4]]
+    (tmp_path / "d.json").write_text(json.dumps({"bins": [0, 1], "classifier": {"class": "os.system", "params": {}},
+                                                 "X": X, "y": [1, 1, 0, 0]}))
+    with pytest.raises(IntegrityError, match="classifier.class: 'os.system' is not on the allow-list"):
         ShadowDiscriminator.load(tmp_path / "d.json")

@@ -2,6 +2,16 @@
 
 Functional forms (`rms_distance`, `tiled_rms_distance`) hold the arithmetic; the classes
 wrap them with metadata and are what configurations name.
+
+Every distance is d(generated, reference): `x` is what a model produced, `y` the key (or
+target) image, and the comparison happens at the reference's resolution. A generated image
+smaller than the reference in either dimension is a DegenerateOutputError: upscaling it would
+compare a blur with the key (a 1x1 grey answer came within delta_0 of 7 of 12 emoji keys).
+A larger one is shrunk (box filter) to the reference's height and width; a different aspect
+ratio is shrunk per axis as well, since that loses detail but invents none. A generated image
+with transparency (HxWx4) is composited onto the reference's background colour, estimated
+from the reference's border. `side=` compares both at an explicit common side, after the
+same checks.
 """
 from __future__ import annotations
 
@@ -10,15 +20,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from attribcheck import images as _img
+from attribcheck.errors import DegenerateOutputError, InputError
 
 
 def _common(x: np.ndarray, y: np.ndarray, side: int | None) -> tuple[np.ndarray, np.ndarray]:
-    side = side or min(x.shape[0], x.shape[1], y.shape[0], y.shape[1])
-    return _img.resize(np.asarray(x, np.float32), side), _img.resize(np.asarray(y, np.float32), side)
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    if x.ndim != 3 or x.shape[-1] not in (3, 4):
+        raise DegenerateOutputError(f"expected an HxWx3 (or HxWx4) image, got shape {x.shape}")
+    if y.ndim != 3 or y.shape[-1] != 3:
+        raise InputError(f"the reference image must be HxWx3, got shape {y.shape}")
+    if not np.all(np.isfinite(x)):
+        raise DegenerateOutputError("the image has non-finite pixel values")
+    if x.shape[0] < y.shape[0] or x.shape[1] < y.shape[1]:
+        raise DegenerateOutputError(f"the image is {x.shape[0]}x{x.shape[1]}, smaller than the key's "
+                                    f"{y.shape[0]}x{y.shape[1]}: it would be compared as an upscaled blur")
+    x = _img.composite(x, _img.border_colour(y))
+    if side:
+        return _img.resize(x, side), _img.resize(y, side)
+    return _img.resize_to(x, y.shape[0], y.shape[1]), y
 
 
 def rms_distance(x: np.ndarray, y: np.ndarray, side: int | None = None) -> float:
-    """Root-mean-square difference of two RGB images in [0, 1], at a common side."""
+    """Root-mean-square difference of a generated image x and a reference y, in [0, 1], at the
+    reference's resolution (or `side`)."""
     a, b = _common(x, y, side)
     return float(np.sqrt(np.mean((a.astype(np.float64) - b) ** 2)))
 
@@ -41,10 +65,11 @@ def tiled_rms_distance(x: np.ndarray, y: np.ndarray, side: int | None = None, ti
 
 @dataclass(frozen=True)
 class Distance:
-    """An image distance: `__call__(x, y) -> float` in [lower, upper], lower = more alike."""
+    """An image distance: `__call__(generated, reference) -> float` in [lower, upper], lower =
+    more alike."""
 
     name: str = "rms"
-    side: int | None = None  # common side both images are resized to; None = the smaller one
+    side: int | None = None  # common side both images are resized to; None = the reference's size
     lower: float = 0.0
     upper: float = 1.0
     higher_is_better: bool = False  # a distance: lower means the suspect reproduces the key

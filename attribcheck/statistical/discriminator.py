@@ -2,12 +2,23 @@
 
 Input X: each row a model's K reconstruction distances on the key set; y: 1 = infringing
 shadow, 0 = innocent shadow. Saved as JSON parameters plus the shadows' profiles, never as
-a pickle: loading re-fits the named scikit-learn classifier, so no foreign code runs.
+a pickle: loading re-fits the classifier from the profiles.
+
+A discriminator file is untrusted (it travels with a key set, and its verdict can end in an
+accusation), so loading it (`discriminator_file.py` holds the checks):
+- builds only estimator classes from an explicit allow-list (skops' idea of trusted types),
+  looked up by name in our own table before anything is imported or called;
+- accepts only plain, bounded JSON scalars (or flat lists of them) as their parameters;
+- validates the file's schema (bins, profiles, labels) before fitting anything;
+- recomputes the leave-one-out accuracy the verdict's guard depends on, and refuses a file
+  whose stored value disagrees with it (a forged guard turned inconclusive verdicts into
+  attributed ones).
 """
 from __future__ import annotations
 
-import importlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +29,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from attribcheck.errors import InputError, IntegrityError
+from attribcheck.statistical import estimators
 from attribcheck.statistical.features import DEFAULT_BINS, profile_features
+
+FORMAT_VERSION = 1
+# Two leave-one-out accuracies are the same number when they agree to this (they are counts
+# over the shadows, so any real disagreement is at least 1/n).
+CV_TOLERANCE = 1e-9
 
 
 def default_classifier():
@@ -26,8 +44,8 @@ def default_classifier():
 
 
 class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
-    """P(infringing) from a distance profile. `classifier`: any scikit-learn classifier with
-    predict_proba (default: standardised logistic regression)."""
+    """P(infringing) from a distance profile. `classifier`: a scikit-learn classifier with
+    predict_proba (default: standardised logistic regression); only allow-listed ones save."""
 
     def __init__(self, classifier=None, bins=DEFAULT_BINS):
         self.classifier = classifier
@@ -44,6 +62,7 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         self.classifier_ = clone(self.classifier if self.classifier is not None else default_classifier())
         self.classifier_.fit(self._features(X), y)
         self.X_fit_, self.y_fit_ = X, y  # kept so save() can store data, not code
+        self.loo_accuracy_ = None  # computed on first use by guard_accuracy()
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -55,7 +74,7 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
-    # -- persistence --------------------------------------------------------------------------
+    # -- the guard -------------------------------------------------------------------------------
     def leave_one_out_accuracy(self) -> float:
         """How often a copy fitted without one shadow classifies that shadow right: the
         discriminator's own evidence that the shadows' profiles separate at all."""
@@ -63,48 +82,66 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self)
         est = ShadowDiscriminator(self.classifier, self.bins)
-        scores = [s for s in cross_val_score(est, self.X_fit_, self.y_fit_, cv=LeaveOneOut(), error_score=0.0)]
+        scores = cross_val_score(est, self.X_fit_, self.y_fit_, cv=LeaveOneOut(), error_score=0.0)
         return float(np.mean(scores))
 
+    def guard_accuracy(self) -> float:
+        """The leave-one-out accuracy, computed from the fitted profiles (once): what the
+        statistical verdict's guard reads. Never a value from a file or from `metadata_`."""
+        check_is_fitted(self)
+        if getattr(self, "loo_accuracy_", None) is None:
+            self.loo_accuracy_ = self.leave_one_out_accuracy()
+        return self.loo_accuracy_
+
+    # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path, **metadata) -> None:
         """JSON: the classifier's description, the shadows' profiles and `metadata` (for a
-        key set's discriminator: its content hash, so the pair cannot drift apart)."""
+        key set's discriminator: its content hash, so the pair cannot drift apart). Refuses
+        classifiers outside the allow-list, and NaN anywhere (standard JSON only)."""
         check_is_fitted(self)
+        path = Path(path)
         clf = self.classifier if self.classifier is not None else default_classifier()
-        Path(path).write_text(json.dumps({"bins": list(self.bins), "classifier": _describe(clf),
-                                          "X": self.X_fit_.tolist(), "y": self.y_fit_.tolist(),
-                                          "metadata": metadata}))
+        text = json.dumps({"format_version": FORMAT_VERSION, "bins": [float(b) for b in self.bins],
+                           "classifier": estimators.describe(clf, path), "X": self.X_fit_.tolist(),
+                           "y": [int(v) for v in self.y_fit_], "metadata": metadata}, allow_nan=False)
+        _write_atomically(path, text)
 
     @classmethod
     def load(cls, path: str | Path, **expected) -> "ShadowDiscriminator":
-        """Load and refit; each `expected` metadata item (e.g. keyset_hash=...) must match."""
-        data = json.loads(Path(path).read_text())
-        meta = data.get("metadata", {})
+        """Validate, refit, recompute the guard; each `expected` metadata item (e.g.
+        keyset_hash=...) must match."""
+        from attribcheck.statistical.discriminator_file import read
+
+        path = Path(path)
+        data = read(path)
+        meta = data["metadata"]
         for key, value in expected.items():
             if meta.get(key) != value:
-                raise ValueError(f"{path}: {key} is {meta.get(key)!r}, expected {value!r}; "
-                                 f"the discriminator belongs to another key set")
-        est = cls(classifier=_build(data["classifier"]), bins=tuple(data["bins"]))
-        est.metadata_ = meta
-        return est.fit(np.asarray(data["X"]), np.asarray(data["y"]))
+                raise IntegrityError(f"is {meta.get(key)!r}, expected {value!r}: the discriminator belongs to "
+                                     f"another key set", path, f"metadata.{key}")
+        est = cls(classifier=estimators.build(data["classifier"], path), bins=tuple(data["bins"]))
+        try:
+            est.fit(np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"], dtype=np.int64))
+        except ValueError as e:  # the allow-listed classifier rejected its parameters
+            raise IntegrityError(f"cannot refit: {str(e).splitlines()[0]}", path, "classifier") from e
+        cv = est.guard_accuracy()
+        stored = meta.get("cv_accuracy")
+        if stored is not None and abs(stored - cv) > CV_TOLERANCE:
+            raise IntegrityError(f"is {stored}, but the stored shadow profiles give {cv:.4f}: the file was "
+                                 f"altered", path, "metadata.cv_accuracy")
+        est.metadata_ = {**meta, "cv_accuracy": cv}
+        return est
 
 
-def _describe(est) -> dict:
-    """A JSON description of a scikit-learn estimator (pipelines of them included)."""
-    if hasattr(est, "steps"):
-        return {"pipeline": [_describe(step) for _, step in est.steps]}
-    cls = type(est)
-    if not cls.__module__.startswith("sklearn."):
-        raise ValueError(f"only scikit-learn estimators are saved, not {cls.__module__}.{cls.__name__}")
-    params = est.get_params(deep=False)
-    json.dumps(params)  # raises for parameters that are not plain data
-    return {"class": f"{cls.__module__}.{cls.__name__}", "params": params}
-
-
-def _build(spec: dict):
-    if "pipeline" in spec:
-        return make_pipeline(*[_build(s) for s in spec["pipeline"]])
-    module, _, name = spec["class"].rpartition(".")
-    if not module.startswith("sklearn."):
-        raise ValueError(f"refusing to build {spec['class']}: only scikit-learn classes load")
-    return getattr(importlib.import_module(module), name)(**spec["params"])
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: a reader sees the old file or
+    the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

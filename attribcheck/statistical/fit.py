@@ -1,37 +1,71 @@
 """Fit a key set's discriminator on shadow models, save it beside the key set, and use it.
 
-A shadow's profile (its K reconstruction distances) is cached inside the shadow's folder,
-keyed by the key set's content hash, so refitting or resuming never queries a model twice.
+A shadow's profile (its K reconstruction distances) is cached, so refitting or resuming never
+queries a model twice. The cache is keyed by content, not by name: the model's fingerprint
+(its weights' bytes) and the key set's content hash (which covers the keys, the query
+protocol, the seeds and the metric). Each entry records what it was computed from and is
+checked on read; an entry that does not match (other weights in the same folder, another key
+set, a hand-edited or truncated file) is recomputed, never believed. Entries are written
+atomically. The cache guards against stale and corrupt entries, not against someone who can
+write to the store: they could replace the shadow's weights just as well.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from attribcheck.errors import InputError, IntegrityError
+from attribcheck.fingerprint import fingerprint
 from attribcheck.keys.keyset import KeySet
-from attribcheck.statistical.discriminator import ShadowDiscriminator
+from attribcheck.statistical.discriminator import ShadowDiscriminator, _write_atomically
 from attribcheck.statistical.verdict import StatisticalVerdict, decide_statistical
 
 FILENAME = "discriminator.json"
+CACHE_FORMAT = 1
 
 
-def model_profile(keyset: KeySet, folder: str | Path, store: str | Path | None = None) -> np.ndarray:
+def _cached(path: Path, model_fp: str, keyset_hash: str, k: int) -> np.ndarray | None:
+    """The entry's distances when it was computed from this model and this key set, else None."""
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not (isinstance(entry, dict) and entry.get("format_version") == CACHE_FORMAT
+            and entry.get("model_fingerprint") == model_fp and entry.get("keyset_hash") == keyset_hash):
+        return None
+    d = entry.get("distances")
+    if not (isinstance(d, list) and len(d) == k and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in d)):
+        return None
+    return np.asarray(d, dtype=np.float64)
+
+
+def model_profile(keyset: KeySet, folder: str | Path, store: str | Path | None = None, runtime=None) -> np.ndarray:
     """A model's distances on the key set's keys, cached as JSON in `store` (default: the
-    model's own `profiles/` folder; pass another for models that live in git)."""
+    model's own `profiles/` folder, which its fingerprint ignores; pass another for models
+    that live in git)."""
     from attribcheck.audit.auditor import Auditor
     from attribcheck.models.diffusers_generator import DiffusersGenerator
 
     folder = Path(folder)
     store = Path(store) if store else folder / "profiles"
-    path = store / f"{folder.name}-{keyset.content_hash()[:16]}.json"
-    if path.exists():
-        return np.asarray(json.loads(path.read_text())["distances"])
-    d = Auditor(keyset).measure(DiffusersGenerator.from_path(folder, keyset.sampler, folder.name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"distances": d.tolist()}))
+    model_fp, keyset_hash = fingerprint(folder), keyset.content_hash()
+    path = store / f"{model_fp[:16]}-{keyset_hash[:16]}.json"
+    cached = _cached(path, model_fp, keyset_hash, len(keyset))
+    if cached is not None:
+        return cached
+    d = np.asarray(Auditor(keyset).measure(DiffusersGenerator.from_path(folder, keyset.protocol, folder.name,
+                                                                         runtime=runtime)), dtype=np.float64)
+    if d.shape != (len(keyset),) or not np.all(np.isfinite(d)):
+        raise IntegrityError(f"measured {d.shape} distances with non-finite values; expected {len(keyset)} finite",
+                             folder)
+    entry = {"format_version": CACHE_FORMAT, "model": folder.name, "model_fingerprint": model_fp,
+             "keyset_hash": keyset_hash, "protocol": keyset.protocol.to_dict(), "distances": d.tolist()}
+    _write_atomically(path, json.dumps(entry, allow_nan=False))
     return d
 
 
@@ -48,7 +82,7 @@ def fit_discriminator(keys: str | Path, shadows: list[tuple[Path, int]], classif
 def fit_profiles(keyset: KeySet, X, y, names: list[str], classifier=None, path: Path | None = None):
     est = ShadowDiscriminator(classifier).fit(X, y)
     est.metadata_ = {"keyset_hash": keyset.content_hash(), "shadows": names,
-                     "cv_accuracy": est.leave_one_out_accuracy()}
+                     "cv_accuracy": est.guard_accuracy()}  # stored to be checked on load, never read as is
     if path:
         est.save(path, **est.metadata_)
     return est
@@ -63,14 +97,31 @@ class StatisticalAuditor:
     threshold: float = 0.9
     min_cv_accuracy: float = 0.8  # below it the shadows do not separate: no verdict
 
+    def __post_init__(self):
+        # checked here, before any suspect is scored, not when the first verdict is decided
+        if not (isinstance(self.threshold, (int, float)) and 0.5 < self.threshold <= 1):
+            raise InputError(f"{self.threshold!r} outside (0.5, 1]", "statistical auditor", "threshold")
+        if not (isinstance(self.min_cv_accuracy, (int, float)) and 0 <= self.min_cv_accuracy < math.inf):
+            # above 1 is allowed: a guard no discriminator passes, i.e. never a statistical verdict
+            raise InputError(f"{self.min_cv_accuracy!r} is not a number >= 0", "statistical auditor",
+                             "min_cv_accuracy")
+
     @classmethod
     def for_keyset(cls, keys: str | Path, keyset: KeySet, path: str | Path | None = None, **kwargs):
-        est = ShadowDiscriminator.load(path or Path(keys) / FILENAME, keyset_hash=keyset.content_hash())
+        path = Path(path or Path(keys) / FILENAME)
+        est = ShadowDiscriminator.load(path, keyset_hash=keyset.content_hash())
+        if est.n_features_in_ != len(keyset):
+            raise IntegrityError(f"profiles of {est.n_features_in_} keys for a key set of {len(keyset)}", path, "X")
         return cls(est, keyset.strategy, **kwargs)
 
     def verdict(self, name: str, distances) -> StatisticalVerdict:
-        p = float(self.discriminator.predict_proba(np.asarray(distances)[None])[0, 1])
-        cv = float(self.discriminator.metadata_.get("cv_accuracy", 0.0))
+        d = np.asarray(distances, dtype=np.float64)
+        if d.shape != (self.discriminator.n_features_in_,) or not np.all(np.isfinite(d)):
+            raise InputError(f"{d.shape[0] if d.ndim == 1 else d.shape} distances (non-finite ones refused); the "
+                             f"discriminator expects {self.discriminator.n_features_in_}", name, "distances")
+        p = float(self.discriminator.predict_proba(d[None])[0, 1])
+        # the guard is recomputed from the shadows' profiles, never read from the file or metadata
+        cv = float(self.discriminator.guard_accuracy())
         return StatisticalVerdict(name, decide_statistical(p, self.threshold, cv, self.min_cv_accuracy), p,
                                   self.threshold, cv, self.min_cv_accuracy, len(self.discriminator.y_fit_),
                                   len(distances), self.strategy)

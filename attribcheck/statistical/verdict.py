@@ -1,9 +1,11 @@
 """The statistical-level verdict: the discriminator's P(infringing) for a suspect's profile."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, INCONCLUSIVE
+from attribcheck.errors import InputError
 
 
 @dataclass
@@ -42,8 +44,11 @@ class StatisticalVerdict:
 
 
 def decide_statistical(p_infringing: float, threshold: float, cv_accuracy: float, min_cv_accuracy: float) -> str:
-    if not 0.5 < threshold <= 1:
-        raise ValueError("threshold must lie in (0.5, 1]")
+    if not 0.5 < threshold <= 1:  # false for NaN too
+        raise InputError(f"{threshold!r} outside (0.5, 1]", "statistical verdict", "threshold")
+    for name, value in (("p_infringing", p_infringing), ("cv_accuracy", cv_accuracy)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
+            raise InputError(f"{value!r} is not a probability", "statistical verdict", name)
     if cv_accuracy < min_cv_accuracy:
         return INCONCLUSIVE
     if p_infringing >= threshold:
