@@ -15,7 +15,7 @@ from attribcheck.metrics.distance import get_distance
 from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.fit import FILENAME, StatisticalAuditor, fit_profiles
 from attribcheck.statistical.verdict import decide_statistical
-from tests.test_plugin import HONEST, MapGenerator, manifest_text, world  # noqa: F401  (fixture)
+from tests.folder_world import HONEST, MapGenerator, manifest_text
 
 pytest_plugins = ["pytester"]
 STAT_SUITE = (Path(__file__).resolve().parents[1] / "suites" / "test_statistical.py").read_text()
@@ -92,7 +92,7 @@ def test_statistical_auditor_verdicts(fitted):
 
 
 def test_suite_asserts_the_statistical_verdict(pytester, world, fitted):  # noqa: F811
-    keys, _, _ = fitted
+    keys, _, est = fitted
     pytester.makepyfile(test_instance=INSTANCE_SUITE, test_statistical=STAT_SUITE)
     text = manifest_text({**world, "keys": keys}, "digits", HONEST)
     pytester.path.joinpath("digits.toml").write_text(text)
@@ -104,8 +104,12 @@ def test_suite_asserts_the_statistical_verdict(pytester, world, fitted):  # noqa
     res.stdout.re_match_lines([r".*statistical level \(shadow discriminator\)",
                                r".*digits::infringer\s.*infringing\s.*attributed\s.*(0\.9\d\d|1\.000)",
                                r".*digits::innocent\s.*innocent\s.*clean\s.*0\.\d+"], consecutive=False)
-    rows = {r["name"]: r for r in json.loads(pytester.path.joinpath("v.json").read_text())["verdicts"]}
-    assert rows["infringer"]["statistical_verdict"] == ATTRIBUTED and rows["innocent"]["statistical_verdict"] == CLEAN
+    report = json.loads(pytester.path.joinpath("v.json").read_text())
+    rows = {r["name"]: r for r in report["audits"][0]["suspects"]}
+    assert rows["infringer"]["statistical"]["verdict"] == ATTRIBUTED
+    assert rows["innocent"]["statistical"]["verdict"] == CLEAN
+    # the guard in the report is the one recomputed from the shadows, not a stored number
+    assert rows["infringer"]["statistical"]["cv_accuracy"] == pytest.approx(est.guard_accuracy())
     # flipped expectations: the statistical test fails with its evidence
     flipped = manifest_text({**world, "keys": keys}, "digits", {"infringer": "innocent"})
     pytester.path.joinpath("digits.toml").write_text(flipped)
