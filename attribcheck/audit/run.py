@@ -2,7 +2,7 @@
 plugin both call, so both report the same thing."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from attribcheck.audit.auditor import Auditor
@@ -14,8 +14,15 @@ from attribcheck.models.protocol import Runtime
 
 
 def auditor_for(manifest: Manifest) -> Auditor:
+    """The manifest's Auditor. When its key set has a discriminator, the innocent shadows'
+    profiles stored in it join the calibration references in bounding p0."""
     keyset = KeySet.load(manifest.keys)
-    return Auditor(keyset, alpha=manifest.alpha, delta_0=manifest.delta_0)
+    innocents = None
+    if manifest.statistical:
+        from attribcheck.statistical.fit import innocent_profiles
+
+        innocents = innocent_profiles(manifest.discriminator, keyset)
+    return Auditor(keyset, alpha=manifest.alpha, delta_0=manifest.delta_0, innocents=innocents)
 
 
 def statistical_for(manifest: Manifest, keyset: KeySet):
@@ -43,6 +50,9 @@ class SuspectResult:
     statistical: object | None = None  # StatisticalVerdict
     error: BaseException | None = None
     fingerprint: str | None = None
+    # key id -> the best seed's answer, kept only when an evidence report is asked for
+    # (attribcheck.evidence); never part of the JSON report
+    images: dict | None = field(default=None, repr=False)
 
     @property
     def outcome(self) -> str:
@@ -83,12 +93,22 @@ def _fingerprint(spec: SuspectSpec) -> str | None:
 
 
 def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None = None, statistical=None,
-                  role: str = "suspect") -> SuspectResult:
+                  role: str = "suspect", keep_images: bool = False) -> SuspectResult:
     """Audit one suspect. Whatever goes wrong with it (its files, its outputs) becomes its
-    error row; the other suspects' verdicts are not lost."""
+    error row; the other suspects' verdicts are not lost. `keep_images`: also keep each key's
+    best-seed answer in `result.images`, for the evidence report (no further queries)."""
     result = SuspectResult(spec, role, fingerprint=_fingerprint(spec))
     try:
-        result.verdict = auditor.audit(open_generator(spec, auditor.keyset.protocol, runtime), spec.name)
+        generator = open_generator(spec, auditor.keyset.protocol, runtime)
+        if keep_images:
+            from attribcheck.evidence.capture import Recording
+
+            generator = Recording(generator)
+        result.verdict = auditor.audit(generator, spec.name)
+        if keep_images:
+            from attribcheck.evidence.capture import best_images
+
+            result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
         if statistical is not None:
             result.statistical = statistical.verdict(spec.name, result.verdict.distances)
     except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
@@ -107,7 +127,8 @@ def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[Suspe
     """One manifest's entry of the audit report (attribcheck.report.AuditEntry)."""
     entry = {"name": manifest.name, "manifest": str(manifest.path)}
     if auditor is not None:
-        entry.update(keyset=keyset_info(manifest, auditor.keyset), alpha=auditor.alpha)
+        entry.update(keyset=keyset_info(manifest, auditor.keyset), alpha=auditor.alpha,
+                     p0_models=auditor.null_models)
     entry["suspects"] = [r.report(auditor) for r in results]
     if error is not None:
         entry["error"] = error_info(error)
