@@ -472,3 +472,30 @@ def test_statistical_verdict_refuses_non_finite_profiles():
     for bad in (np.r_[np.zeros(9), np.nan], np.zeros(9)):
         with pytest.raises(InputError, match="distances"):
             aud.verdict("s", bad)
+
+
+def test_hostile_folder_suspects_become_error_rows_end_to_end(tmp_path, world):
+    """Through `attribcheck audit`: the 2x2 grey answerer and the folder that points at the
+    owner's key images get error rows of their kind; the honest suspects keep their verdicts."""
+    from attribcheck.cli import main
+    from attribcheck.keys.keyset import KeySet
+    from tests.folder_world import manifest_text
+
+    keyset = KeySet.load(world["keys"])
+    queries = [(c, s) for c in keyset.captions for s in keyset.query_seeds]
+    grey = write_folder(tmp_path / "grey", [{"prompt": c, "seed": s, "file": "g.png"} for c, s in queries],
+                        {"g.png": np.full((2, 2, 3), 0.5, np.float32)})
+    keys_rel = os.path.relpath(world["keys"] / "images", tmp_path / "thief")
+    thief = write_folder(tmp_path / "thief", [{"prompt": c, "seed": s, "file": f"{keys_rel}/{i:04d}.png"}
+                                              for i, c in enumerate(keyset.captions) for s in keyset.query_seeds])
+    suspects = {"infringer": "infringing", "grey": "innocent", "thief": "innocent", "innocent": "innocent"}
+    m = tmp_path / "m.toml"
+    m.write_text(manifest_text({**world, "grey": grey, "thief": thief}, "digits", suspects))
+    main(["audit", "--manifest", str(m), "--json", str(tmp_path / "r.json"), "-q"])
+    rows = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())["audits"][0]["suspects"]}
+    assert rows["grey"]["outcome"] == "error" and rows["grey"]["error"]["kind"] == "degenerate-output"
+    assert "smaller than the key" in rows["grey"]["error"]["message"]
+    assert rows["thief"]["outcome"] == "error" and rows["thief"]["error"]["kind"] == "integrity"
+    assert "outside" in rows["thief"]["error"]["message"] and rows["thief"].get("instance") is None
+    assert rows["infringer"]["instance"]["verdict"] == "attributed"
+    assert rows["innocent"]["instance"]["verdict"] == "clean"
