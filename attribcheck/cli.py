@@ -128,13 +128,21 @@ def _audit(args) -> int:
         task = progress.add_task("auditing", total=len(manifest.suspects) + 1)
         for spec, role in [(manifest.source_spec, "source")] + [(s, "suspect") for s in manifest.suspects]:
             progress.update(task, description=f"auditing {spec.name}")
-            results.append(audit_suspect(auditor, spec, runtime, statistical, role))
+            results.append(audit_suspect(auditor, spec, runtime, statistical, role,
+                                         keep_images=bool(args.report) and not args.redact))
             progress.advance(task)
     for r in results:
         _say(args, _line(r))
     report = new_report([audit_entry(manifest, auditor, results)], runtime)
     if args.json:
         report.write(args.json)
+    if args.report:
+        from attribcheck.evidence.write import encode_answers, write_page
+
+        entries = report.model_dump(mode="json")["audits"]
+        answers = {(manifest.name, r.spec.name): encode_answers(r.images) for r in results}
+        page = write_page(args.report, entries, answers, args.redact, {manifest.name: auditor.keyset}, runtime)
+        _say(args, f"evidence report: {page}")
     outcomes = {r.outcome for r in results}
     if "error" in outcomes:
         return EXIT_INPUT
@@ -241,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--json", help="write the audit report (attribcheck/schemas/report.schema.json) here")
     au.add_argument("--alpha", type=float, help="override the manifest's alpha, in (0, 1)")
     au.add_argument("--strict", action="store_true", help="exit 2 when a verdict is inconclusive")
+    au.add_argument("--report", metavar="DIR", help="write the evidence report (one self-contained "
+                    "HTML page, images embedded) to DIR/index.html")
+    au.add_argument("--redact", action="store_true", help="with --report: leave out key captions, key "
+                    "images and model answers, for sharing outside your company")
     _runtime_options(au)
     au.set_defaults(func=_audit)
     return parser

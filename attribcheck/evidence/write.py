@@ -1,0 +1,53 @@
+"""Put the evidence page on disk: `DIR/index.html`, written atomically (a CI artifact never
+holds half a page). The CLI and the pytest plugin both come here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from attribcheck.evidence.encode import b64_png
+from attribcheck.evidence.keyview import KeyView
+from attribcheck.evidence.page import Evidence, render
+
+INDEX = "index.html"
+
+
+def encode_answers(images: dict | None) -> dict[str, str]:
+    """key id -> image array (SuspectResult.images) as key id -> base64 PNG."""
+    return {k: b64_png(v) for k, v in (images or {}).items()}
+
+
+def keyviews(entries: list[dict], redact: bool, keysets: dict | None = None) -> dict[str, KeyView]:
+    """Per audit, what the page may show of its key set: from `keysets` (audit name -> KeySet)
+    when given, else loaded from the path in the report entry (the xdist controller's case)."""
+    from attribcheck.errors import AttribcheckError
+    from attribcheck.keys.keyset import KeySet
+
+    out = {}
+    for e in entries:
+        ks = (keysets or {}).get(e["name"])
+        if ks is None and e.get("keyset"):
+            try:
+                ks = KeySet.load(e["keyset"]["path"])
+            except (AttribcheckError, OSError):
+                ks = None  # the page still shows every row, without key images
+        out[e["name"]] = KeyView.of(ks, redact) if ks is not None else KeyView.missing(redact)
+    return out
+
+
+def write_page(folder: str | Path, entries: list[dict], answers: dict[tuple[str, str], dict[str, str]],
+               redact: bool = False, keysets: dict | None = None, runtime=None) -> Path:
+    from datetime import datetime, timezone
+
+    from attribcheck import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rt = "" if runtime is None else f"device {runtime.device}"
+    ev = Evidence(entries, keyviews(entries, redact, keysets), answers,
+                  created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                  tool=f"attribcheck {__version__}", runtime=rt, redacted=redact)
+    path = folder / INDEX
+    tmp = path.with_name(INDEX + ".tmp")
+    tmp.write_text(render(ev), encoding="utf-8")
+    tmp.replace(path)
+    return path
