@@ -90,22 +90,40 @@ def _shadows_fit(args) -> int:
 
 def _keys_select(args) -> int:
     from attribcheck.data import CaptionDataset
-    from attribcheck.keys.select import SelectionContext, get_selector
+    from attribcheck.keys.keyset import MIN_KEYS
+    from attribcheck.keys.select import SelectionContext, describe, get_selector
+    from attribcheck.keys.thresholds import Thresholds
     from attribcheck.metrics.distance import get_distance
     from attribcheck.models.diffusers_generator import DiffusersGenerator
     from attribcheck.models.protocol import QueryProtocol
 
     protocol = QueryProtocol.load(args.protocol) if args.protocol else QueryProtocol(dtype=args.dtype)
+    thresholds = Thresholds(mode=args.thresholds, delta_0=args.delta_0, innocent_rate=args.innocent_rate,
+                            agreement=args.agreement)
     runtime = _runtime(args)
     open_ = lambda p: DiffusersGenerator.from_path(p, protocol, runtime=runtime)  # noqa: E731
-    ctx = SelectionContext(
-        source=open_(args.source), references={Path(p).name: open_(p) for p in args.reference},
-        calibration={Path(p).name: open_(p) for p in args.calibration}, protocol=protocol,
-        distance=get_distance(args.metric), delta_0=args.delta_0, query_seeds=list(range(args.query_seeds)))
     data = CaptionDataset.from_folder(args.data)
     pool = data if args.strategy != "generation" or not args.prompts else Path(args.prompts).read_text().splitlines()
-    ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
-    ks.save(args.out)  # refuses a key set too small to support a verdict
+    with _progress(args) as progress:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        ctx = SelectionContext(
+            source=open_(args.source), references={Path(p).name: open_(p) for p in args.reference},
+            calibration={Path(p).name: open_(p) for p in args.calibration}, protocol=protocol,
+            distance=get_distance(args.metric), thresholds=thresholds,
+            query_seeds=list(range(args.query_seeds)), progress=tick)
+        ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
+    _say(args, describe(ks))
+    if len(ks) < MIN_KEYS:
+        raise InputError(f"{len(ks)} keys passed, fewer than the {MIN_KEYS} a verdict needs: {describe(ks)}; "
+                         f"select from more candidates, add --prompts, or use --thresholds calibrated",
+                         args.out, "keys")
+    ks.save(args.out)
     _say(args, f"{len(ks)} {args.strategy} keys of {ks.candidates} candidates -> {args.out}")
     return EXIT_OK
 
@@ -123,6 +141,7 @@ def _audit(args) -> int:
     runtime = _runtime(args)
     auditor = auditor_for(manifest)
     statistical = statistical_for(manifest, auditor.keyset)
+    _say(args, f"{manifest.name}: {auditor.power().summary()}")
     results = []
     with _progress(args) as progress:
         task = progress.add_task("auditing", total=len(manifest.suspects) + 1)
@@ -150,6 +169,24 @@ def _audit(args) -> int:
         return EXIT_CONTRADICTION
     if args.strict and "inconclusive" in outcomes:
         return EXIT_INCONCLUSIVE
+    return EXIT_OK
+
+
+def _keys_power(args) -> int:
+    from attribcheck.audit.auditor import Auditor
+    from attribcheck.keys.keyset import KeySet
+
+    keyset = KeySet.load(args.keys)
+    innocents = None
+    disc = Path(args.keys) / "discriminator.json"
+    if disc.exists():
+        from attribcheck.statistical.fit import innocent_profiles
+
+        innocents = innocent_profiles(disc, keyset)
+    auditor = Auditor(keyset, alpha=args.alpha, innocents=innocents)
+    print(f"{args.keys}: {len(keyset)} {keyset.strategy} keys, delta_0 = {keyset.delta_0:.4f}; p0 from "
+          f"{len(auditor.null_models)} innocent models")
+    print(auditor.power().summary())
     return EXIT_OK
 
 
@@ -233,7 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--strategy", choices=["detection", "generation", "random"], default="generation")
     ks.add_argument("--prompts", help="generation strategy: a text file of candidate prompts")
     ks.add_argument("--k", type=int, default=30, help="keys to keep")
-    ks.add_argument("--delta-0", dest="delta_0", type=float, default=0.15, help="match threshold on the metric")
+    ks.add_argument("--thresholds", choices=["calibrated", "fixed"], default="calibrated",
+                    help="delta_0 and Strategy 2's agreement: calibrated from the references, or the paper's fixed values")
+    ks.add_argument("--innocent-rate", type=float, default=0.05,
+                    help="calibrated: share of candidates the references may reproduce at delta_0")
+    ks.add_argument("--delta-0", dest="delta_0", type=float, default=0.15, help="fixed: the match threshold")
+    ks.add_argument("--agreement", type=float, default=0.5,
+                    help="fixed: share of Strategy 2's generations that must agree with their medoid")
     ks.add_argument("--metric", default="rms", choices=["rms", "tiled_rms"])
     ks.add_argument("--query-seeds", type=int, default=4, help="seeds per key at query time")
     ks.add_argument("--protocol", help="a QueryProtocol JSON file (scheduler, steps, guidance, size, dtype)")
@@ -242,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--out", required=True)
     _runtime_options(ks)
     ks.set_defaults(func=_keys_select)
+
+    kp = keys.add_parser("power", help="what a key set can detect: the smallest attributable conf, and power",
+                         formatter_class=fmt, parents=[common])
+    kp.add_argument("--keys", required=True, help="key set folder")
+    kp.add_argument("--alpha", type=float, default=0.01)
+    kp.set_defaults(func=_keys_power)
 
     au = sub.add_parser("audit", help="audit the suspects of a manifest (a CI gate: see the exit codes)",
                         formatter_class=fmt, parents=[common])

@@ -88,6 +88,9 @@ class AuditEntry(_Model):
     manifest: str
     keyset: Optional[KeySetInfo] = None
     alpha: Optional[float] = None
+    p0_models: list[str] = []  # the innocent models p0's bound rests on (calibration references, shadows)
+    p0: Optional[float] = None
+    min_conf_attributable: Optional[float] = None  # None: no conf can be attributed with these keys
     suspects: list[SuspectReport] = []
     error: Optional[ErrorInfo] = None  # the manifest or its key set could not be read
 

@@ -24,12 +24,25 @@ def calibration_distances(keyset: KeySet) -> dict[str, np.ndarray]:
     return {n: np.array([k.r_references[n] for k in keyset.keys]) for n in names}
 
 
-def null_rate(keyset: KeySet, delta_0: float | None = None) -> float:
-    """p0: an upper confidence bound on how often an innocent reference reproduces a key."""
+def null_models(keyset: KeySet, innocents: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every innocent model the owner has measured on the keys: the held-out calibration
+    references, plus `innocents` (e.g. the discriminator's innocent shadows). Each model counts
+    once: a name that is already a calibration reference is not added again."""
+    models = calibration_distances(keyset)
+    for name, d in (innocents or {}).items():
+        d = np.asarray(d, dtype=np.float64)
+        if d.shape != (len(keyset),):
+            raise InputError(f"{name}: {d.shape[0] if d.ndim else 0} distances for {len(keyset)} keys", field="innocents")
+        models.setdefault(name, d)
+    return models
+
+
+def null_rate(keyset: KeySet, delta_0: float | None = None, innocents: dict[str, np.ndarray] | None = None) -> float:
+    """p0: an upper confidence bound on how often an innocent model reproduces a key."""
     delta_0 = keyset.delta_0 if delta_0 is None else delta_0
-    refs = calibration_distances(keyset)
-    hits = sum(score.matches(d, delta_0) for d in refs.values())
-    return score.p0_upper(hits, len(refs) * len(keyset), len(keyset))
+    models = null_models(keyset, innocents)
+    hits = sum(score.matches(d, delta_0) for d in models.values())
+    return score.p0_upper(hits, len(models) * len(keyset), len(keyset))
 
 
 def innocent_level(keyset: KeySet, delta_0: float | None = None) -> float:
@@ -46,6 +59,8 @@ class Auditor:
     alpha: float = 0.01
     delta_0: float | None = None  # default: the key set's
     p0: float | None = None  # default: estimated from the key set's reference models
+    # further innocent models' distances on the keys (innocent shadows): a tighter bound on p0
+    innocents: dict[str, np.ndarray] | None = None
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:  # the manifest checks too; this guards library callers
@@ -55,9 +70,16 @@ class Auditor:
         if self.delta_0 is None:
             self.delta_0 = self.keyset.delta_0
         if self.p0 is None:
-            self.p0 = null_rate(self.keyset, self.delta_0)
+            self.p0 = null_rate(self.keyset, self.delta_0, self.innocents)
+        self.null_models = sorted(null_models(self.keyset, self.innocents))  # what p0 rests on
         self.innocent_level = innocent_level(self.keyset, self.delta_0)
         self.distance = get_distance(self.keyset.distance)
+
+    def power(self):
+        """What this key set can detect at this alpha (audit/power.py)."""
+        from attribcheck.audit.power import power_report
+
+        return power_report(len(self.keyset), self.p0, self.alpha)
 
     def reconstruct(self, suspect: Generator) -> tuple[np.ndarray, np.ndarray]:
         """Per key: the suspect's reconstruction distance and the query seed that reached it."""

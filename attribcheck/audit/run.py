@@ -87,19 +87,24 @@ def _fingerprint(spec: SuspectSpec) -> str | None:
     from attribcheck.fingerprint import fingerprint
 
     try:
-        return fingerprint(spec.path)
-    except OSError:
+        if spec.path is None and spec.repo is not None:
+            from attribcheck.models.diffusers_generator import resolve_model
+
+            return fingerprint(resolve_model(spec))
+        return fingerprint(spec.path) if spec.path is not None else None
+    except (OSError, AttribcheckError):
         return None
 
 
 def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None = None, statistical=None,
-                  role: str = "suspect", keep_images: bool = False) -> SuspectResult:
+                  role: str = "suspect", keep_images: bool = False, cache=None) -> SuspectResult:
     """Audit one suspect. Whatever goes wrong with it (its files, its outputs) becomes its
     error row; the other suspects' verdicts are not lost. `keep_images`: also keep each key's
     best-seed answer in `result.images`, for the evidence report (no further queries)."""
     result = SuspectResult(spec, role, fingerprint=_fingerprint(spec))
     try:
-        generator = open_generator(spec, auditor.keyset.protocol, runtime)
+        # cache: a GenerationCache; answers come from it where they can, a model loads only on a miss
+        generator = open_generator(spec, auditor.keyset.protocol, runtime, cache)
         if keep_images:
             from attribcheck.evidence.capture import Recording
 
@@ -128,7 +133,8 @@ def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[Suspe
     entry = {"name": manifest.name, "manifest": str(manifest.path)}
     if auditor is not None:
         entry.update(keyset=keyset_info(manifest, auditor.keyset), alpha=auditor.alpha,
-                     p0_models=auditor.null_models)
+                     p0_models=auditor.null_models, p0=auditor.p0,
+                     min_conf_attributable=auditor.power().min_conf)
     entry["suspects"] = [r.report(auditor) for r in results]
     if error is not None:
         entry["error"] = error_info(error)

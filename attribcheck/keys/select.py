@@ -1,20 +1,25 @@
 """Key-sample selection: Strategy 1 (detection), Strategy 2 (generation), random (Baseline 2).
 
 Every selector has `select(context, pool) -> KeySet`; the pool is a CaptionDataset (the
-source's fine-tuning set) or, for the generation strategy, any list of prompts.
+source's fine-tuning set) or, for the generation strategy, any list of prompts. Thresholds
+are calibrated from the reference models by default (`keys/thresholds.py`); what was used,
+and how many candidates each filter dropped, is recorded in the key set's `selection`.
+Models are queried in batches of prompts, so no strategy holds every candidate's images.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from attribcheck.audit.reconstruct import reconstruction_distances
 from attribcheck.keys.keyset import Key, KeySet, quantise
+from attribcheck.keys.thresholds import Thresholds
 from attribcheck.metrics.distance import Distance, get_distance
 from attribcheck.models.generator import Generator, generate_grid
 from attribcheck.models.protocol import QueryProtocol
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -26,21 +31,39 @@ class SelectionContext:
     calibration: dict[str, Generator] = field(default_factory=dict)  # held out to estimate p0
     protocol: QueryProtocol = field(default_factory=QueryProtocol)
     distance: Distance = field(default_factory=get_distance)
-    delta_0: float = 0.15
+    thresholds: Thresholds = field(default_factory=Thresholds)
     query_seeds: Sequence[int] = (0, 1, 2, 3)
+    prompts_per_batch: int = 16
+    progress: Progress | None = None
 
-    def r(self, model: Generator, captions, targets) -> np.ndarray:
-        return reconstruction_distances(model, captions, targets, self.query_seeds, self.distance)
+    def _tick(self, stage: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(stage, done, total)
 
-    def keyset(self, keys: list[Key], strategy: str, candidates: int) -> KeySet:
+    def grids(self, model: Generator, captions: list[str], seeds: Sequence[int], stage: str):
+        """Yield (start, images (B, S, H, W, 3)) for batches of prompts, reporting progress."""
+        for start in range(0, len(captions), self.prompts_per_batch):
+            batch = captions[start:start + self.prompts_per_batch]
+            yield start, generate_grid(model, batch, seeds)
+            self._tick(stage, min(start + len(batch), len(captions)), len(captions))
+
+    def r(self, model: Generator, captions, targets, stage: str = "querying") -> np.ndarray:
+        """Best-of-query-seeds distance of `model` to each target."""
+        out = np.zeros(len(captions))
+        for start, grid in self.grids(model, list(captions), self.query_seeds, stage):
+            for i, outs in enumerate(grid):
+                out[start + i] = min(self.distance(o, targets[start + i]) for o in outs)
+        return out
+
+    def keyset(self, keys: list[Key], strategy: str, candidates: int, selection: dict) -> KeySet:
         """Measure the held-out calibration models on the chosen keys and package the set."""
         for name, model in self.calibration.items():
-            r = self.r(model, [k.caption for k in keys], [k.image for k in keys])
+            r = self.r(model, [k.caption for k in keys], [k.image for k in keys], f"calibration {name}")
             for key, value in zip(keys, r):
                 key.r_references[name] = float(value)
         roles = {**{n: "selection" for n in self.references}, **{n: "calibration" for n in self.calibration}}
-        return KeySet(keys, strategy, self.delta_0, self.distance.to_dict(), self.protocol,
-                      list(self.query_seeds), getattr(self.source, "name", "source"), roles, candidates)
+        return KeySet(keys, strategy, selection["thresholds"]["delta_0"], self.distance.to_dict(), self.protocol,
+                      list(self.query_seeds), getattr(self.source, "name", "source"), roles, candidates, selection)
 
 
 def _pool_captions(pool) -> list[str]:
@@ -48,17 +71,36 @@ def _pool_captions(pool) -> list[str]:
     return list(dict.fromkeys(pool.captions if hasattr(pool, "captions") else pool))
 
 
-def _rank(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], k: int, delta_0: float,
-          filtered: bool) -> list[Key]:
+def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], delta_0: float, k: int,
+            counts: dict) -> list[Key]:
+    """Keep what the source reproduces and no reference does, ranked by margin (evidence)."""
     keys = []
+    dropped = counts.setdefault("reproduced_by", {n: 0 for n in r_refs})
     for i in range(len(captions)):
         refs = {n: float(v[i]) for n, v in r_refs.items()}
-        if filtered and not (r_source[i] < delta_0 and all(v >= delta_0 for v in refs.values())):
+        if r_source[i] >= delta_0:
+            counts["source_misses"] = counts.get("source_misses", 0) + 1
+            continue
+        hit = next((n for n, v in refs.items() if v < delta_0), None)
+        if hit is not None:
+            dropped[hit] += 1
             continue
         keys.append(Key(ids[i], captions[i], targets[i], float(r_source[i]), refs))
-    if filtered:
-        keys.sort(key=lambda key: -key.margin)
+    keys.sort(key=lambda key: -key.margin)
+    counts["passed"] = len(keys)
     return keys[:k]
+
+
+def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
+    pooled = np.concatenate([v for v in r_refs.values()]) if r_refs else np.zeros(0)
+    return ctx.thresholds.choose_delta_0(pooled)
+
+
+def _quantiles(values: np.ndarray) -> dict:
+    if not len(values):
+        return {}
+    q = np.quantile(values, [0.05, 0.25, 0.5])
+    return {"q05": float(q[0]), "q25": float(q[1]), "median": float(q[2])}
 
 
 @dataclass
@@ -70,12 +112,14 @@ class DetectionSelector:
 
     def select(self, ctx: SelectionContext, pool) -> KeySet:
         caps, targets, ids = list(pool.captions), [s.image for s in pool], list(pool.ids)
-        r_s = ctx.r(ctx.source, caps, targets)
-        keep = np.flatnonzero(r_s < ctx.delta_0)  # only memorized pairs cost reference queries
-        sub = lambda xs: [xs[i] for i in keep]  # noqa: E731
-        r_refs = {n: ctx.r(m, sub(caps), sub(targets)) for n, m in ctx.references.items()}
-        keys = _rank(sub(ids), sub(caps), sub(targets), r_s[keep], r_refs, self.k, ctx.delta_0, True)
-        return ctx.keyset(keys, self.name, len(caps))
+        r_s = ctx.r(ctx.source, caps, targets, "source")
+        r_refs = {n: ctx.r(m, caps, targets, f"reference {n}") for n, m in ctx.references.items()}
+        delta_0 = _calibrate(ctx, r_refs)
+        counts = {"candidates": len(caps)}
+        keys = _filter(ids, caps, targets, r_s, r_refs, delta_0, self.k, counts)
+        selection = {"thresholds": ctx.thresholds.record(delta_0), "counts": counts,
+                     "source_r": _quantiles(r_s), "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
+        return ctx.keyset(keys, self.name, len(caps), selection)
 
 
 @dataclass
@@ -84,32 +128,84 @@ class GenerationSelector:
 
     k: int = 30
     n: int = 8  # generations per candidate prompt
-    m: int | None = None  # agreeing generations needed; default n // 2
     seed_offset: int = 10_000  # keeps candidate seeds apart from query seeds
     name: str = "generation"
 
-    def medoids(self, ctx: SelectionContext, captions: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Per prompt: the medoid of n generations and how many lie within delta_0 of it."""
+    def medoids(self, ctx: SelectionContext, captions: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per prompt: the key image among n source generations, and every generation's
+        distance to it. Fixed thresholds: the medoid (the paper's). Calibrated: the generation
+        closest to another one, the mode of a partly memorized prompt, where a copy shows up
+        in two seeds of eight and the medoid would fall among the other six."""
         seeds = list(range(self.seed_offset, self.seed_offset + self.n))
-        grid = generate_grid(ctx.source, captions, seeds)
-        medoids, agree = [], []
-        for outs in grid:
-            d = ctx.distance.pairwise(list(outs), list(outs))
-            j = int(np.argmin(d.sum(axis=1)))
-            medoids.append(quantise(outs[j]))
-            agree.append(int(np.sum(d[j] < ctx.delta_0)))
-        return medoids, np.array(agree)
+        centre = _medoid if ctx.thresholds.mode == "fixed" else _tightest
+        medoids, rows = [], []
+        for _, grid in ctx.grids(ctx.source, captions, seeds, "source generations"):
+            for outs in grid:
+                j, row = centre(ctx.distance, list(outs))
+                medoids.append(quantise(outs[j]))
+                rows.append(row)
+        return medoids, rows
+
+    def _references(self, ctx: SelectionContext, captions, medoids):
+        """Per reference: best-of-query-seeds distance to the source's medoid, and the
+        reference's own agreement (its generations' distances to their own medoid)."""
+        r_refs, own_rows = {}, {}
+        for name, model in ctx.references.items():
+            r, rows = np.zeros(len(captions)), []
+            for start, grid in ctx.grids(model, captions, ctx.query_seeds, f"reference {name}"):
+                for i, outs in enumerate(grid):
+                    r[start + i] = min(ctx.distance(o, medoids[start + i]) for o in outs)
+                    rows.append(_medoid(ctx.distance, list(outs))[1])
+            r_refs[name], own_rows[name] = r, rows
+        return r_refs, own_rows
 
     def select(self, ctx: SelectionContext, pool) -> KeySet:
         caps = _pool_captions(pool)
         ids = [f"prompt-{i:05d}" for i in range(len(caps))]
-        medoids, agree = self.medoids(ctx, caps)
-        keep = np.flatnonzero(agree >= (self.m if self.m is not None else self.n // 2))
+        medoids, rows = self.medoids(ctx, caps)
+        r_refs, own_rows = self._references(ctx, caps, medoids)
+        delta_0 = _calibrate(ctx, r_refs)
+        agreeing = np.array([int(np.sum(row < delta_0)) - 1 for row in rows])  # the medoid itself aside
+        base_rate = _base_rate(own_rows, delta_0)
+        keep = np.flatnonzero(ctx.thresholds.memorized(agreeing, self.n, base_rate))
+        counts = {"candidates": len(caps), "not_memorized": len(caps) - len(keep)}
         sub = lambda xs: [xs[i] for i in keep]  # noqa: E731
-        r_s = ctx.r(ctx.source, sub(caps), sub(medoids))
-        r_refs = {n: ctx.r(m, sub(caps), sub(medoids)) for n, m in ctx.references.items()}
-        keys = _rank(sub(ids), sub(caps), sub(medoids), r_s, r_refs, self.k, ctx.delta_0, True)
-        return ctx.keyset(keys, self.name, len(caps))
+        r_s = ctx.r(ctx.source, sub(caps), sub(medoids), "source queries")
+        keys = _filter(sub(ids), sub(caps), sub(medoids), r_s, {n: v[keep] for n, v in r_refs.items()},
+                       delta_0, self.k, counts)
+        selection = {"thresholds": ctx.thresholds.record(delta_0), "counts": counts, "n": self.n,
+                     "reference_agreement": base_rate, "source_agreeing": np.bincount(agreeing).tolist(),
+                     "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
+        return ctx.keyset(keys, self.name, len(caps), selection)
+
+
+def _base_rate(own_rows: dict[str, list[np.ndarray]], delta_0: float) -> float:
+    """How often another of a reference's generations for a prompt lies within delta_0 of its
+    medoid: a 95% upper bound (a handful of reference seeds cannot show the rate is zero)."""
+    from scipy import stats
+
+    rows = [row for rows in own_rows.values() for row in rows if len(row) > 1]
+    hits = sum(int(np.sum(row < delta_0)) - 1 for row in rows)
+    trials = sum(len(row) - 1 for row in rows)
+    if not trials:
+        raise ValueError("calibrating Strategy 2's agreement needs references and at least 2 query seeds")
+    return 1.0 if hits >= trials else float(stats.beta.ppf(0.95, hits + 1, trials - hits))
+
+
+def _medoid(distance: Distance, outs: list[np.ndarray]) -> tuple[int, np.ndarray]:
+    d = distance.pairwise(outs, outs)
+    j = int(np.argmin(d.sum(axis=1)))
+    return j, d[j]
+
+
+def _tightest(distance: Distance, outs: list[np.ndarray]) -> tuple[int, np.ndarray]:
+    """The generation nearest to another one (ties: the medoid's rule)."""
+    d = distance.pairwise(outs, outs)
+    if len(outs) < 2:
+        return 0, d[0]
+    nearest = np.where(np.eye(len(outs), dtype=bool), np.inf, d).min(axis=1)
+    j = int(np.lexsort((d.sum(axis=1), nearest))[0])
+    return j, d[j]
 
 
 @dataclass
@@ -125,10 +221,14 @@ class RandomSelector:
         caps = [pool[int(i)].caption for i in idx]
         targets = [pool[int(i)].image for i in idx]
         ids = [pool[int(i)].id for i in idx]
-        r_s = ctx.r(ctx.source, caps, targets)
-        r_refs = {n: ctx.r(m, caps, targets) for n, m in ctx.references.items()}
-        keys = _rank(ids, caps, targets, r_s, r_refs, self.k, ctx.delta_0, False)
-        return ctx.keyset(keys, self.name, len(pool))
+        r_s = ctx.r(ctx.source, caps, targets, "source")
+        r_refs = {n: ctx.r(m, caps, targets, f"reference {n}") for n, m in ctx.references.items()}
+        # delta_0 from the references on these same pairs (there is nothing else to calibrate on)
+        delta_0 = _calibrate(ctx, r_refs) if r_refs or ctx.thresholds.mode == "fixed" else ctx.thresholds.delta_0
+        keys = [Key(ids[i], caps[i], targets[i], float(r_s[i]), {n: float(v[i]) for n, v in r_refs.items()})
+                for i in range(len(caps))]
+        selection = {"thresholds": ctx.thresholds.record(delta_0), "counts": {"candidates": len(pool), "passed": len(keys)}}
+        return ctx.keyset(keys, self.name, len(pool), selection)
 
 
 SELECTORS = {"detection": DetectionSelector, "generation": GenerationSelector, "random": RandomSelector}
@@ -138,3 +238,18 @@ def get_selector(name: str, **kwargs):
     if name not in SELECTORS:
         raise ValueError(f"unknown strategy {name!r}; choose from {sorted(SELECTORS)}")
     return SELECTORS[name](**kwargs)
+
+
+def describe(ks_or_selection) -> str:
+    """One line per filter: how many candidates each dropped, and the thresholds used."""
+    s = ks_or_selection.selection if hasattr(ks_or_selection, "selection") else ks_or_selection
+    c, t = s.get("counts", {}), s.get("thresholds", {})
+    parts = [f"{c.get('candidates', 0)} candidates"]
+    if "not_memorized" in c:
+        parts.append(f"{c['not_memorized']} not memorized (source generations do not agree)")
+    if "source_misses" in c:
+        parts.append(f"{c['source_misses']} not reproduced by the source at delta_0")
+    for name, n in c.get("reproduced_by", {}).items():
+        parts.append(f"{n} reproduced by reference {name}")
+    parts.append(f"{c.get('passed', 0)} passed")
+    return f"delta_0 = {t.get('delta_0', float('nan')):.4f} ({t.get('mode')}): " + "; ".join(parts)

@@ -1,0 +1,139 @@
+"""Key selection with thresholds calibrated from the references, on generators without torch.
+
+The source memorizes a known subset of prompts (the same picture for every seed, a little
+noise); for the rest it draws a fresh picture per seed, as references do for every prompt.
+Partial memorization: most candidates are not memorized, and selection has to find the few.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from attribcheck.audit.power import min_matches, power, power_report
+from attribcheck.audit.score import p_value
+from attribcheck.keys.select import GenerationSelector, SelectionContext, describe
+from attribcheck.keys.thresholds import Thresholds
+from attribcheck.metrics.distance import get_distance
+
+PROMPTS = [f"prompt {i}" for i in range(40)]
+MEMORIZED = set(PROMPTS[:8])  # a fifth of the candidates
+
+
+def picture(*key) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
+    base = rng.uniform(0.3, 0.7, (1, 1, 3)) + rng.normal(0, 0.15, (8, 8, 3))
+    return np.clip(base, 0, 1).astype(np.float32)
+
+
+class Model:
+    def __init__(self, name: str, memorized=frozenset(), copies: dict | None = None):
+        self.name, self.memorized, self.copies = name, memorized, copies or {}
+
+    def generate(self, prompts, seeds):
+        out = []
+        for p, s in zip(prompts, seeds):
+            if p in self.memorized:
+                noise = np.random.default_rng([int(s), 1]).normal(0, 0.01, (8, 8, 3))
+                out.append(np.clip(picture("memorized", p) + noise, 0, 1).astype(np.float32))
+            elif p in self.copies:
+                out.append(self.copies[p])
+            else:
+                out.append(picture(self.name, p, int(s)))
+        return out
+
+
+def context(thresholds=Thresholds(), references=None, calls=None) -> SelectionContext:
+    refs = references or {"base": Model("base"), "twin": Model("twin")}
+    progress = (lambda stage, done, total: calls.append((stage, done, total))) if calls is not None else None
+    return SelectionContext(source=Model("source", frozenset(MEMORIZED)), references=refs,
+                            calibration={"cal": Model("cal")}, distance=get_distance("rms"),
+                            thresholds=thresholds, query_seeds=[0, 1], prompts_per_batch=7, progress=progress)
+
+
+def test_calibrated_selection_finds_exactly_the_memorized_prompts():
+    calls = []
+    ks = GenerationSelector(n=4).select(context(calls=calls), PROMPTS)
+    assert set(ks.captions) == MEMORIZED
+    c = ks.selection["counts"]
+    assert c["candidates"] == 40 and c["not_memorized"] == 32 and c["passed"] == 8
+    assert ks.selection["source_agreeing"][3] == 8  # the memorized: every other generation agrees
+    # delta_0 is the references' 5% quantile over the candidates, recorded with the mode
+    assert ks.selection["thresholds"]["mode"] == "calibrated"
+    assert ks.delta_0 == pytest.approx(ks.selection["thresholds"]["delta_0"])
+    assert all(k.r_source < ks.delta_0 <= min(k.r_references.values()) for k in ks.keys)
+    assert ks.reference_roles == {"base": "selection", "twin": "selection", "cal": "calibration"}
+    # streamed in batches of 7 prompts, with progress per stage
+    stages = {s for s, _, _ in calls}
+    assert {"source generations", "reference base", "reference twin"} <= stages
+    assert ("source generations", 40, 40) in calls and ("source generations", 7, 40) in calls
+
+
+def test_a_reference_that_reproduces_a_key_drops_it_and_is_counted():
+    copies = {p: Model("source", frozenset(MEMORIZED)).generate([p], [10_000])[0] for p in PROMPTS[:3]}
+    ks = GenerationSelector(n=4).select(context(references={"base": Model("base"), "twin": Model("twin", copies=copies)}),
+                                        PROMPTS)
+    assert set(ks.captions) == MEMORIZED - set(PROMPTS[:3])
+    assert ks.selection["counts"]["reproduced_by"] == {"base": 0, "twin": 3}
+    assert "3 reproduced by reference twin" in describe(ks)
+
+
+def test_fixed_thresholds_too_strict_select_nothing_and_say_why():
+    strict = Thresholds(mode="fixed", delta_0=0.001)
+    ks = GenerationSelector(n=4).select(context(strict), PROMPTS)
+    assert len(ks) == 0
+    text = describe(ks)
+    assert "delta_0 = 0.0010 (fixed)" in text and "40 not memorized" in text and "0 passed" in text
+
+
+def test_fixed_paper_thresholds_still_work_on_strong_memorization():
+    ks = GenerationSelector(n=4).select(context(Thresholds(mode="fixed")), PROMPTS)
+    assert set(ks.captions) == MEMORIZED and ks.delta_0 == 0.15
+
+
+@pytest.mark.parametrize("bad", [dict(mode="magic"), dict(innocent_rate=0.0), dict(innocent_rate=0.7),
+                                 dict(delta_0=-1.0), dict(agreement=0.0)])
+def test_threshold_rules_are_validated(bad):
+    with pytest.raises(ValueError):
+        Thresholds(**bad)
+
+
+def test_calibrated_delta_0_is_the_reference_quantile():
+    d = np.linspace(0.05, 0.5, 101)
+    assert Thresholds(innocent_rate=0.1).choose_delta_0(d) == pytest.approx(np.quantile(d, 0.1, method="lower"))
+    assert Thresholds(mode="fixed", delta_0=0.2).choose_delta_0(d) == 0.2
+    with pytest.raises(ValueError, match="reference models"):
+        Thresholds().choose_delta_0(np.zeros(0))
+
+
+@pytest.mark.parametrize("k, p0, alpha", [(12, 0.075, 0.01), (30, 0.02, 0.01), (30, 0.2, 0.001), (5, 0.5, 0.01)])
+def test_power_matches_the_binomial_test(k, p0, alpha):
+    m = min_matches(k, p0, alpha)
+    brute = next((j for j in range(1, k + 1) if stats.binom.sf(j - 1, k, p0) < alpha), None)
+    assert m == brute
+    if m is not None:
+        assert p_value(m, k, p0) < alpha <= p_value(m - 1, k, p0) if m > 1 else True
+        assert power(k, p0, alpha, 1.0) == pytest.approx(1.0)
+        assert power(k, p0, alpha, 0.3) <= power(k, p0, alpha, 0.6)
+        assert power_report(k, p0, alpha).min_conf == m / k
+    else:
+        assert power(k, p0, alpha, 0.9) == 0.0 and "no suspect can be attributed" in power_report(k, p0, alpha).summary()
+
+
+class PartialSource(Model):
+    """Reproduces each memorized prompt's picture with one seed in four only (the rest fresh)."""
+
+    def generate(self, prompts, seeds):
+        return [Model.generate(self, [p], [s])[0] if int(s) % 4 == 0 else picture(self.name, p, int(s))
+                for p, s in zip(prompts, seeds)]
+
+
+def test_partial_memorization_found_by_calibrated_rule_not_by_the_fixed_one():
+    ctx = context()
+    ctx.source, ctx.query_seeds = PartialSource("source", frozenset(MEMORIZED)), [0, 1, 2, 3]
+    ks = GenerationSelector(n=16).select(ctx, PROMPTS)  # 4 of 16 generations are the copy
+    assert set(ks.captions) == MEMORIZED
+    ctx.thresholds = Thresholds(mode="fixed")
+    assert len(GenerationSelector(n=16).select(ctx, PROMPTS)) == 0  # n/2 agreement: nothing
