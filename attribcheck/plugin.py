@@ -44,6 +44,9 @@ def pytest_addoption(parser):
                 help="override every manifest's significance level alpha, in (0, 1)")
     g.addoption("--attrib-json", default=None, metavar="PATH",
                 help="write the audit report (attribcheck/schemas/report.schema.json) at the end of the session")
+    from attribcheck.evidence.pytest_plugin import add_options
+
+    add_options(g)  # --attrib-report DIR, --attrib-report-redact
     g.addoption("--attrib-strict", action="store_true", default=False,
                 help="an inconclusive verdict fails its test (default: it passes with a warning)")
     g.addoption("--attrib-device", default="cpu", metavar="DEVICE",
@@ -77,6 +80,9 @@ def pytest_configure(config):
 
         raise pytest.UsageError(f"attribcheck: {from_validation(e, 'options')}") from None
     config.pluginmanager.register(_Collector(config), "attribcheck-collector")
+    from attribcheck.evidence.pytest_plugin import register
+
+    register(config)  # the evidence page, pytest-html extras
 
 
 # -- manifests and parametrization -----------------------------------------------------------
@@ -230,6 +236,16 @@ def _record_row(node, manifest, auditor, result, error=None) -> None:
         v = result.verdict
         node.user_properties.extend([("manifest", manifest.name), ("suspect", v.name),
                                      ("expect", result.spec.expect)] + [(f, getattr(v, f)) for f in FIELDS])
+    if result is not None and result.images:
+        from attribcheck.evidence.pytest_plugin import record
+
+        record(node, manifest, result)  # the best answers, toward the evidence page
+
+
+def _keep_images(config) -> bool:
+    from attribcheck.evidence.pytest_plugin import keep_images
+
+    return keep_images(config)
 
 
 def _result(request, manifest, auditor, spec, role: str):
@@ -238,7 +254,8 @@ def _result(request, manifest, auditor, spec, role: str):
     if key not in cache:
         from attribcheck.audit.run import audit_suspect
 
-        cache[key] = audit_suspect(auditor, spec, request.config.stash[RUNTIME], role=role)
+        cache[key] = audit_suspect(auditor, spec, request.config.stash[RUNTIME], role=role,
+                                   keep_images=_keep_images(request.config))
     result = cache[key]
     _record_row(request.node, manifest, auditor, result)
     if result.error is not None:
