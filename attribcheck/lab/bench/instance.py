@@ -20,11 +20,22 @@ def innocents(cfg: WorldConfig) -> list[str]:
     return [innocent_name(s) for s in cfg.innocent_seeds] + [innocent_name(0, overlap=True)]
 
 
+def load_keyset(layout: WorldLayout, dataset: str, strategy: str, k: int) -> KeySet:
+    """The world's key set for a strategy, its first k keys; an empty one where selection kept
+    too few keys to save (the world build says why)."""
+    from attribcheck.models.protocol import QueryProtocol
+
+    folder = layout.keys(dataset, strategy)
+    if not (folder / "keyset.json").exists():
+        return KeySet([], strategy, 0.15, {"name": "rms"}, QueryProtocol(), [0])
+    return KeySet.load(folder).head(k)
+
+
 def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int, alpha: float) -> dict:
     from attribcheck.models.diffusers_generator import DiffusersGenerator
 
-    keysets = {s: KeySet.load(layout.keys(dataset, s)).head(k) for s in STRATEGIES}
-    protocol = keysets[DEFAULT_STRATEGY].protocol
+    keysets = {s: load_keyset(layout, dataset, s, k) for s in STRATEGIES}
+    protocol = next(ks.protocol for ks in keysets.values() if len(ks))
     names = [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
     verdicts: dict[str, dict[str, object]] = {s: {} for s in STRATEGIES}
     for name in names:
@@ -36,7 +47,8 @@ def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int
     return {
         "conf": {s: {rho: float(np.mean(v)) for rho, v in row.items()} for s, row in per_seed.items()},
         "conf_std": {s: {rho: float(np.std(v)) for rho, v in row.items()} for s, row in per_seed.items()},
-        "innocents": {n: verdicts[DEFAULT_STRATEGY][n].verdict for n in innocents(cfg)},
+        "innocents": {n: verdicts[DEFAULT_STRATEGY][n].verdict if verdicts[DEFAULT_STRATEGY][n] else "no keys"
+                      for n in innocents(cfg)},
         "innocent_conf": {s: {n: verdicts[s][n].conf for n in innocents(cfg)} for s in STRATEGIES if len(keysets[s])},
         "source_conf": {s: verdicts[s]["source"].conf for s in STRATEGIES if len(keysets[s])},
         "k": {s: len(ks) for s, ks in keysets.items()},
@@ -64,11 +76,22 @@ def print_table(results: dict) -> None:
         console.print(f"source self-check conf: {r['source_conf']}")
 
 
+def worlds(given: list[str] | None) -> list[WorldLayout]:
+    """The worlds to evaluate: those given, else every shipped one that is built."""
+    paths = given or [p for p in ("fixtures/world", "fixtures/world-partial") if Path(p, "world.json").exists()]
+    return [WorldLayout(Path(p)) for p in paths]
+
+
 def run(args) -> int:
     t0 = time.perf_counter()
-    layout = WorldLayout(Path(args.world))
-    cfg = WorldConfig.load(layout.config)
-    results = {"datasets": {d: evaluate_dataset(layout, cfg, d, args.k, args.alpha) for d in cfg.datasets}}
+    results: dict = {"datasets": {}}
+    for layout in worlds(args.world):
+        cfg = WorldConfig.load(layout.config)
+        for d in cfg.datasets:
+            if not (layout.model(d, "source") / ".done").exists():
+                print(f"{layout.root}/{d}: not built; skipped")
+                continue
+            results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha)
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_table(results)
     print(f"wall time: {results['wall_seconds']} s")
@@ -77,5 +100,6 @@ def run(args) -> int:
     if args.figure:
         from attribcheck.lab.bench.figure import key_figure
 
-        key_figure(layout, cfg, args.figure)
+        layout = worlds(args.world)[0]
+        key_figure(layout, WorldConfig.load(layout.config), args.figure)
     return 0
