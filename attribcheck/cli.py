@@ -24,7 +24,27 @@ def _say(args, text: str) -> None:
 def _runtime(args):
     from attribcheck.models.protocol import Runtime
 
-    return Runtime(device=args.device, batch_size=args.batch_size, threads=args.threads)
+    from attribcheck.models.protocol import default_threads
+
+    return Runtime(device=args.device, batch_size=args.batch_size, threads=args.threads or default_threads())
+
+
+def _cache(args):
+    """The audit's GenerationCache (--cache-dir, $ATTRIBCHECK_CACHE), or None under --no-cache."""
+    from attribcheck.cache import GenerationCache
+
+    return None if getattr(args, "no_cache", False) else GenerationCache(getattr(args, "cache_dir", None))
+
+
+def _cache_cmd(args) -> int:
+    from attribcheck.cache import GenerationCache
+
+    cache = GenerationCache(args.cache_dir)
+    if args.action == "clear":
+        print(f"removed {cache.clear()} generations from {cache.folder}")
+    else:
+        print(cache.info())
+    return EXIT_OK
 
 
 def _progress(args):
@@ -148,7 +168,7 @@ def _audit(args) -> int:
         for spec, role in [(manifest.source_spec, "source")] + [(s, "suspect") for s in manifest.suspects]:
             progress.update(task, description=f"auditing {spec.name}")
             results.append(audit_suspect(auditor, spec, runtime, statistical, role,
-                                         keep_images=bool(args.report) and not args.redact))
+                                         keep_images=bool(args.report) and not args.redact, cache=_cache(args)))
             progress.advance(task)
     for r in results:
         _say(args, _line(r))
@@ -215,7 +235,8 @@ class _Parser(argparse.ArgumentParser):
 def _runtime_options(p) -> None:
     p.add_argument("--device", default="cpu", help="where models run: cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (does not change any image)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; unset: torch's own")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; unset: $OMP_NUM_THREADS, else the available cores")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,7 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--redact", action="store_true", help="with --report: leave out key captions, key "
                     "images and model answers, for sharing outside your company")
     _runtime_options(au)
+    au.add_argument("--cache-dir", help="generation cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    au.add_argument("--no-cache", action="store_true", help="generate every answer afresh; no generation cache")
     au.set_defaults(func=_audit)
+
+    cache = sub.add_parser("cache", help="the generation cache").add_subparsers(dest="action", required=True)
+    for action, text in (("info", "where the generation cache is, how many generations it holds"),
+                         ("clear", "remove every cached generation (shadow models stay)")):
+        c = cache.add_parser(action, help=text, formatter_class=fmt, parents=[common])
+        c.add_argument("--cache-dir", help="cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+        c.set_defaults(func=_cache_cmd)
     return parser
 
 

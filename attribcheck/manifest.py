@@ -15,8 +15,13 @@
     name = "infringer-rho0.3-s0"
     path = "../fixtures/world/emoji/suspects/infringer-rho0.3-s0"
     expect = "infringing"                          # or "innocent"
-    # kind = "diffusers"                           # or "folder" (images collected from an API)
+    # kind = "diffusers"                           # or "folder", "http", or a kind a package registers
     # config = "../base"                           # for a single-file checkpoint
+    # repo = "org/model"                           # diffusers: a repo id in the local Hugging Face cache
+    # variant = "fp16"                             # diffusers: load model.fp16.safetensors files
+    # lora = "../adapters/style.safetensors"       # diffusers: a LoRA adapter over the pipeline at path/repo
+    # lora_scale = 1.0
+    # [suspects.options]                           # the kind's own settings (http: url, request, ...)
 
 A manifest is untrusted input: it is validated whole at load, before any model is touched.
 Unknown keys (`alhpa`, `[[suspect]]`), values out of range and paths that do not exist are
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attribcheck.errors import InputError, from_validation
 
@@ -38,7 +43,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 EXPECTATIONS = ("infringing", "innocent")
-KINDS = ("diffusers", "folder")
+KINDS = ("diffusers", "folder")  # the built-in kinds of files; attribcheck.models.kinds has every registered kind
 DEFAULT_ALPHA = 0.01
 DEFAULT_THRESHOLD = 0.9
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]{0,127}$"  # safe in a file name, a test id and a table
@@ -51,7 +56,7 @@ class _Strict(BaseModel):
 class AuditTable(_Strict):
     name: Optional[str] = Field(None, pattern=NAME)
     source: str = Field(min_length=1)
-    source_kind: Literal["diffusers", "folder"] = "diffusers"
+    source_kind: str = "diffusers"
     source_config: Optional[str] = None
     keys: str = Field(min_length=1)
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=1)
@@ -60,12 +65,49 @@ class AuditTable(_Strict):
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0.5, le=1)
 
 
+def _registered_kind(v: str) -> str:
+    from attribcheck.models import kinds
+
+    if v not in kinds.names():
+        raise ValueError(f"unknown suspect kind {v!r}; registered: {', '.join(kinds.names())}")
+    return v
+
+
 class SuspectEntry(_Strict):
     name: str = Field(pattern=NAME)
-    path: str = Field(min_length=1)
+    path: Optional[str] = Field(None, min_length=1)
     expect: Literal["infringing", "innocent"]
-    kind: Literal["diffusers", "folder"] = "diffusers"
+    kind: str = "diffusers"
     config: Optional[str] = None
+    repo: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+    revision: Optional[str] = Field(None, min_length=1)
+    variant: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    lora: Optional[str] = Field(None, min_length=1)
+    lora_scale: float = Field(1.0, ge=-10, le=10)
+    options: dict = {}
+
+    _kind = field_validator("kind")(_registered_kind)
+
+    @model_validator(mode="after")
+    def _fields_of_the_kind(self):
+        from attribcheck.models import kinds
+
+        kind = kinds.get(self.kind)
+        if self.kind != "diffusers":
+            for f in ("repo", "revision", "variant", "lora"):
+                if getattr(self, f) is not None:
+                    raise ValueError(f"{f} is a diffusers setting; this suspect's kind is {self.kind!r}")
+        elif (self.path is None) == (self.repo is None):
+            raise ValueError("a diffusers suspect names either path (a local folder or file) or repo (a repo id)")
+        if self.revision is not None and self.repo is None:
+            raise ValueError("revision goes with repo")
+        if kind.needs_path and self.path is None:
+            raise ValueError(f"a {self.kind!r} suspect needs path")
+        if kind.options is None and self.options:
+            raise ValueError(f"a {self.kind!r} suspect takes no options")
+        if kind.options is not None:
+            kind.options.model_validate(self.options)
+        return self
 
 
 class ManifestFile(_Strict):
@@ -87,10 +129,17 @@ class ManifestFile(_Strict):
 @dataclass(frozen=True)
 class SuspectSpec:
     name: str
-    path: Path
+    path: Path | None
     expect: str
     kind: str = "diffusers"
     config: Path | None = None  # component configs for a single-file checkpoint
+    repo: str | None = None  # diffusers: a repo id, resolved in the local Hugging Face cache
+    revision: str | None = None
+    variant: str | None = None  # diffusers: e.g. "fp16" (model.fp16.safetensors)
+    lora: Path | None = None  # diffusers: a LoRA adapter loaded over the pipeline
+    lora_scale: float = 1.0
+    options: object = field(default=None, hash=False, compare=False)  # the kind's validated options
+    base: Path | None = field(default=None, hash=False, compare=False)  # the manifest's folder
 
 
 @dataclass
@@ -143,9 +192,19 @@ class Manifest:
         keys = existing(a.keys, "audit.keys", "key set")
         if not (keys / "keyset.json").is_file():
             raise InputError(f"{keys} holds no keyset.json", path, "audit.keys")
-        suspects = [SuspectSpec(s.name, existing(s.path, f"suspects.{i}.path", "suspect"), s.expect, s.kind,
-                                existing(s.config, f"suspects.{i}.config", "config"))
-                    for i, s in enumerate(m.suspects)]
+        from attribcheck.models import kinds
+
+        if a.source_kind not in kinds.names():
+            raise InputError(f"unknown suspect kind {a.source_kind!r}; registered: {', '.join(kinds.names())}",
+                             path, "audit.source_kind")
+        suspects = []
+        for i, s in enumerate(m.suspects):
+            options = kinds.get(s.kind).options
+            suspects.append(SuspectSpec(
+                s.name, existing(s.path, f"suspects.{i}.path", "suspect"), s.expect, s.kind,
+                existing(s.config, f"suspects.{i}.config", "config"), s.repo, s.revision, s.variant,
+                existing(s.lora, f"suspects.{i}.lora", "LoRA file"), s.lora_scale,
+                options.model_validate(s.options) if options is not None else None, here))
         discriminator = existing(a.discriminator, "audit.discriminator", "discriminator")
         if discriminator is None and (keys / "discriminator.json").exists():
             discriminator = keys / "discriminator.json"
@@ -169,12 +228,19 @@ def _named(err, data) -> list[dict]:
     return errors
 
 
-def open_generator(spec: SuspectSpec, protocol=None, runtime=None):
-    """A Generator for a suspect (torch is imported only for diffusers suspects)."""
-    if spec.kind == "folder":
-        from attribcheck.models.folder_generator import FolderGenerator
+def open_generator(spec: SuspectSpec, protocol=None, runtime=None, cache=None):
+    """A Generator for a suspect, through its registered kind (attribcheck.models.kinds).
 
-        return FolderGenerator(spec.path, spec.name)
-    from attribcheck.models.diffusers_generator import DiffusersGenerator
+    With a GenerationCache, a kind that declares an identity is wrapped in it and opened only
+    on a miss (torch is imported only when a diffusers suspect is really opened)."""
+    from attribcheck.models import kinds
+    from attribcheck.models.protocol import QueryProtocol, Runtime
 
-    return DiffusersGenerator.from_path(spec.path, protocol, spec.name, spec.config, runtime)
+    kind = kinds.get(spec.kind)
+    protocol, runtime = protocol or QueryProtocol(), runtime or Runtime()
+    if cache is None or kind.identity is None:
+        return kind.open(spec, protocol, runtime)
+    from attribcheck.models.cached_generator import CachedGenerator, identity_of
+
+    identity = identity_of({"kind": kind.name, **kind.identity(spec)})
+    return CachedGenerator(spec.name, identity, lambda: kind.open(spec, protocol, runtime), cache, protocol, runtime)

@@ -54,7 +54,15 @@ def pytest_addoption(parser):
     g.addoption("--attrib-batch-size", type=int, default=64, metavar="N",
                 help="images generated per batch; does not change any image (default: 64)")
     g.addoption("--attrib-threads", type=int, default=None, metavar="N",
-                help="torch CPU threads per process (default: torch's own)")
+                help="torch CPU threads per process (default: $OMP_NUM_THREADS, else the cores shared "
+                     "among the xdist workers)")
+    g.addoption("--attrib-cache-dir", default=None, metavar="DIR",
+                help="generation cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    g.addoption("--attrib-no-cache", action="store_true", default=False,
+                help="generate every answer afresh; read and write no generation cache")
+    g.addoption("--attrib-early-stop", action="store_true", default=False,
+                help="stop querying a suspect once its verdict can no longer change (the same verdict, "
+                     "fewer queries; the report marks what was not asked)")
 
 
 def pytest_configure(config):
@@ -74,7 +82,7 @@ def pytest_configure(config):
     try:
         config.stash[RUNTIME] = Runtime(device=config.getoption("attrib_device"),
                                         batch_size=config.getoption("attrib_batch_size"),
-                                        threads=config.getoption("attrib_threads"))
+                                        threads=config.getoption("attrib_threads") or _default_threads())
     except ValidationError as e:
         from attribcheck.errors import from_validation
 
@@ -83,6 +91,24 @@ def pytest_configure(config):
     from attribcheck.evidence.pytest_plugin import register
 
     register(config)  # the evidence page, pytest-html extras
+
+
+def _default_threads() -> int:
+    import os
+
+    from attribcheck.models.protocol import default_threads
+
+    return default_threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+
+
+def _generation_cache(config):
+    """The GenerationCache of this run, or None under --attrib-no-cache."""
+    if config.getoption("attrib_no_cache"):
+        return None
+    from attribcheck.cache import GenerationCache
+
+    d = config.getoption("attrib_cache_dir")
+    return GenerationCache(config.invocation_params.dir / d if d else None)
 
 
 # -- manifests and parametrization -----------------------------------------------------------
@@ -255,7 +281,8 @@ def _result(request, manifest, auditor, spec, role: str):
         from attribcheck.audit.run import audit_suspect
 
         cache[key] = audit_suspect(auditor, spec, request.config.stash[RUNTIME], role=role,
-                                   keep_images=_keep_images(request.config))
+                                   keep_images=_keep_images(request.config),
+                                   cache=_generation_cache(request.config))
     result = cache[key]
     _record_row(request.node, manifest, auditor, result)
     if result.error is not None:

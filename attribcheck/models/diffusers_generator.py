@@ -57,26 +57,72 @@ def check_model_index(folder: Path) -> None:
             raise IntegrityError(f"{value!r}: components must come from {' or '.join(LIBRARIES)}", path, name)
 
 
-def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path | None = None):
+LORA_MARKERS = ("lora_A", "lora_B", "lora_down", "lora_up", "lora.down", "lora.up", "lora_te", "lora_unet")
+
+
+def is_lora_file(path: Path) -> bool:
+    """Whether a .safetensors file holds LoRA adapter weights rather than a model."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    return bool(keys) and sum(any(m in k for m in LORA_MARKERS) for k in keys) >= len(keys) // 2
+
+
+def _not_a_lora(path: Path) -> None:
+    if path.suffix == ".safetensors" and is_lora_file(path):
+        raise InputError("is a LoRA adapter, not a model: give the base pipeline as path (or repo) and this file "
+                         "as lora", path, "path")
+    if path.is_dir() and not (path / "model_index.json").is_file():
+        loras = [p.name for p in path.glob("*.safetensors") if is_lora_file(p)]
+        if loras:
+            raise InputError(f"holds LoRA adapter weights ({loras[0]}), not a pipeline: give the base pipeline as "
+                             f"path (or repo) and {loras[0]} as lora", path, "path")
+
+
+def resolve_model(spec) -> Path:
+    """The local folder or file a diffusers suspect names: its path, or its repo id looked up
+    in the local Hugging Face cache (never downloaded: an audit does not reach a hub)."""
+    if spec.repo is None:
+        return Path(spec.path)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(spec.repo, revision=spec.revision, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError, OSError) as e:
+        from huggingface_hub import constants
+
+        raise InputError(f"{spec.repo!r}{'@' + spec.revision if spec.revision else ''} is not in the local "
+                         f"Hugging Face cache ({constants.HF_HUB_CACHE}); download it first "
+                         f"(`hf download {spec.repo}`)", spec.name, "repo") from e
+
+
+def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path | None = None,
+                  variant: str | None = None):
     """A pipeline from a local folder (model_index.json) or a single .safetensors checkpoint.
 
     Safetensors only and no remote code: a suspect's files are untrusted input. A single
     file needs `config`, a local folder holding the pipeline's component configs, because
     the configs that diffusers would otherwise fetch from a hub are not reachable offline.
+    A folder loads through AutoPipelineForText2Image, so SDXL, PixArt and the other
+    text-to-image pipelines load alike (an img2img folder as its text-to-image twin).
     """
     import torch
-    from diffusers import DiffusionPipeline, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
     quiet()
     path = Path(path)
     common = dict(**dtype_kwarg(getattr(torch, dtype)), use_safetensors=True, local_files_only=True)
     if path.is_dir():
+        _not_a_lora(path)
         check_model_index(path)
-        return DiffusionPipeline.from_pretrained(str(path), trust_remote_code=False, **common)
+        return _from_folder(path, variant, common)
     if not path.exists():
         raise InputError("no such model folder or file", path)
     if path.suffix != ".safetensors":
         raise InputError("only pipeline folders and .safetensors files are loaded (no pickles)", path)
+    _not_a_lora(path)
     if config is None:
         raise InputError("a single-file checkpoint needs config = <local pipeline folder>", path, "config")
     from safetensors import safe_open
@@ -93,6 +139,42 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
                                                       **dtype_kwarg(getattr(torch, dtype)),
                                                       local_files_only=True)
     return pipe
+
+
+def _from_folder(path: Path, variant: str | None, common: dict):
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    kwargs = dict(common, trust_remote_code=False)
+    if variant is not None:
+        if not any(path.rglob(f"*.{variant}.safetensors")):
+            raise InputError(f"no *.{variant}.safetensors files in the folder", path, "variant")
+        kwargs["variant"] = variant
+    try:
+        return AutoPipelineForText2Image.from_pretrained(str(path), **kwargs)
+    except ValueError as e:  # a pipeline class AutoPipeline does not map: load it as it is
+        if "AutoPipeline" not in str(e) and "not supported" not in str(e):
+            raise
+        return DiffusionPipeline.from_pretrained(str(path), **kwargs)
+
+
+def add_lora(pipeline, lora: Path, scale: float = 1.0):
+    """A LoRA adapter fused into the pipeline's weights at `scale` (diffusers' load_lora_weights,
+    which needs peft: `pip install 'attribcheck[lora]'`)."""
+    lora = Path(lora)
+    if lora.suffix != ".safetensors" or not lora.is_file():
+        raise InputError("a LoRA adapter is one .safetensors file (no pickles)", lora, "lora")
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise InputError("loading a LoRA adapter needs peft: pip install 'attribcheck[lora]'", lora, "lora") from None
+    if not is_lora_file(lora):
+        raise InputError("holds no LoRA adapter weights (lora_A/lora_B or lora_down/lora_up)", lora, "lora")
+    try:
+        pipeline.load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name="suspect")
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise InputError(f"does not fit the base pipeline: {str(e).splitlines()[0]}", lora, "lora") from e
+    pipeline.fuse_lora(lora_scale=scale, adapter_names=["suspect"])
+    return pipeline
 
 
 class DiffusersGenerator:
@@ -119,6 +201,16 @@ class DiffusersGenerator:
                   config=None, runtime: Runtime | None = None) -> "DiffusersGenerator":
         protocol = protocol or QueryProtocol()
         return cls(load_pipeline(path, protocol.dtype, config), protocol, name or Path(path).name, runtime)
+
+    @classmethod
+    def from_spec(cls, spec, protocol: QueryProtocol | None = None,
+                  runtime: Runtime | None = None) -> "DiffusersGenerator":
+        """A manifest's diffusers suspect: path or repo, variant, single-file config, LoRA."""
+        protocol = protocol or QueryProtocol()
+        pipe = load_pipeline(resolve_model(spec), protocol.dtype, spec.config, spec.variant)
+        if spec.lora is not None:
+            add_lora(pipe, spec.lora, spec.lora_scale)
+        return cls(pipe, protocol, spec.name, runtime)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[np.ndarray]:
         import torch

@@ -74,6 +74,28 @@ class QueryProtocol(BaseModel):
             raise from_validation(e, path) from e
 
 
+def available_cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads(workers: int = 1) -> int:
+    """torch CPU threads for one of `workers` processes sharing this machine: OMP_NUM_THREADS
+    when it is set (the user's own choice), else the available cores shared out, at least 1.
+    torch's own default (every core, in every process) oversubscribes a shared machine: the
+    suites took 928 s against 43 s at one thread on a busy 2-core box."""
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    return max(1, available_cores() // max(1, workers))
+
+
 class Runtime(BaseModel):
     """How this run computes images: never part of a key set, recorded in the report."""
 

@@ -17,7 +17,10 @@ from attribcheck.lab.world.layout import WorldLayout, is_done, mark_done, rho_ta
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("ATTRIBCHECK_CACHE", Path.home() / ".cache" / "attribcheck"))
+    """The one attribcheck cache folder (attribcheck.cache.default_root); shadows live under it."""
+    from attribcheck.cache import default_root
+
+    return default_root()
 
 
 def fingerprint(*texts: str) -> str:

@@ -1,0 +1,110 @@
+"""A Generator that answers from the generation cache and opens the real model only on a miss.
+
+Loading a pipeline is most of a small audit's cost, so the model is opened lazily, on the
+first query the cache cannot answer: a warm re-run never loads a model. The computation of
+one model's misses holds a file lock (filelock) on that model's identity, so when several
+xdist workers ask for the same suspect, one computes and the others wait and then read the
+cache: each suspect is computed once whichever worker asks.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Callable, Sequence
+
+import numpy as np
+
+from attribcheck.cache import GenerationCache, entry_key
+from attribcheck.models.generator import Generator
+from attribcheck.models.protocol import QueryProtocol, Runtime
+
+LIBRARIES = ("torch", "diffusers", "transformers")
+
+
+def compute_context(runtime: Runtime | None) -> dict:
+    """What besides the model and the protocol decides an image's bits: the libraries that
+    compute it and the kind of device (CPU and CUDA kernels differ in the last bits)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = {}
+    for name in LIBRARIES:
+        try:
+            libs[name] = version(name)
+        except PackageNotFoundError:
+            libs[name] = None
+    device = (runtime or Runtime()).device.split(":")[0]
+    return {"libraries": libs, "device": device}
+
+
+class CachedGenerator:
+    """Wraps `open_model()` (called at most once, on the first miss) with the cache.
+
+    `identity` is the model's content identity (see attribcheck.models.kinds): it must change
+    whenever anything that changes the images does.
+    """
+
+    def __init__(self, name: str, identity: str, open_model: Callable[[], Generator],
+                 cache: GenerationCache, protocol: QueryProtocol | None = None,
+                 runtime: Runtime | None = None):
+        self.name = name
+        self.identity = identity
+        self.cache = cache
+        self._open = open_model
+        self._model: Generator | None = None
+        self._protocol = {**(protocol or QueryProtocol()).to_dict(), **compute_context(runtime)}
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def model(self) -> Generator:
+        if self._model is None:
+            self._model = self._open()
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def __getattr__(self, attr):  # file_for and the like, from the model once it is open
+        if attr.startswith("_") or self.__dict__.get("_model") is None:
+            raise AttributeError(attr)
+        return getattr(self._model, attr)
+
+    def _lookup(self, keys: list[str], out: list) -> list[int]:
+        missing = []
+        for i, k in enumerate(keys):
+            if out[i] is None:
+                out[i] = self.cache.get(k)
+                if out[i] is None:
+                    missing.append(i)
+        return missing
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[np.ndarray]:
+        if len(prompts) != len(seeds):
+            raise ValueError("prompts and seeds pair up: give as many of each")
+        keys = [entry_key(self.identity, self._protocol, p, int(s)) for p, s in zip(prompts, seeds)]
+        out: list[np.ndarray | None] = [None] * len(keys)
+        missing = self._lookup(keys, out)
+        if missing:
+            from filelock import FileLock
+
+            lock = self.cache.lock_path(hashlib.sha256(self.identity.encode()).hexdigest()[:32])
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(lock)):
+                missing = self._lookup(keys, out)  # another process may have computed them meanwhile
+                if missing:
+                    images = self.model.generate([prompts[i] for i in missing], [int(seeds[i]) for i in missing])
+                    if len(images) != len(missing):  # the checks downstream name it; cache nothing
+                        return list(images)
+                    for i, img in zip(missing, images):
+                        img = np.asarray(img, dtype=np.float32)
+                        self.cache.put(keys[i], img)
+                        out[i] = img
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        return out  # type: ignore[return-value]
+
+
+def identity_of(parts: dict) -> str:
+    """A content identity from its parts (fingerprints, options), order-independent."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, allow_nan=False).encode()).hexdigest()

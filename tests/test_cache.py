@@ -1,0 +1,196 @@
+"""The generation cache: lossless, content-addressed, atomic, shared safely, a speed-up only."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribcheck.cache import GenerationCache, default_root, entry_key
+from attribcheck.models.cached_generator import CachedGenerator
+from attribcheck.models.protocol import QueryProtocol, Runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = ROOT / "fixtures" / "world" / "emoji"
+
+
+class Seeded:
+    """A deterministic stand-in model: an image from (prompt, seed); counts what it computes."""
+
+    def __init__(self, log: Path | None = None, delay: float = 0.0):
+        self.name, self.calls, self.log, self.delay = "seeded", 0, log, delay
+
+    def generate(self, prompts, seeds):
+        import time
+
+        time.sleep(self.delay)
+        self.calls += len(prompts)
+        if self.log is not None:
+            with open(self.log, "a") as f:
+                f.write(f"{os.getpid()} {len(prompts)}\n")
+        return [np.random.default_rng([int(s), sum(map(ord, p))]).random((8, 8, 3)).astype(np.float32)
+                for p, s in zip(prompts, seeds)]
+
+
+def cached(tmp_path, model=None, identity="model-a", protocol=None):
+    opened = []
+
+    def open_model():
+        opened.append(1)
+        return model or Seeded()
+
+    gen = CachedGenerator("s", identity, open_model, GenerationCache(tmp_path), protocol or QueryProtocol())
+    return gen, opened
+
+
+PROMPTS, SEEDS = ["a cat", "a dog", "a cat"], [0, 0, 1]
+
+
+def test_round_trip_is_lossless_and_a_warm_run_opens_no_model(tmp_path):
+    first, opened = cached(tmp_path)
+    a = first.generate(PROMPTS, SEEDS)
+    assert opened == [1] and first.misses == 3 and first.hits == 0
+    second, opened2 = cached(tmp_path)
+    b = second.generate(PROMPTS, SEEDS)
+    assert opened2 == [] and not second.loaded and second.hits == 3  # nothing loaded when every query hits
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype == np.float32 and np.array_equal(x, y)  # bit for bit
+    # a partial hit loads the model once and asks it only for what is missing
+    third, opened3 = cached(tmp_path)
+    third.generate(PROMPTS + ["a bird"], SEEDS + [0])
+    assert opened3 == [1] and third.misses == 1 and third.model.calls == 1
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
+    gen, _ = cached(tmp_path)
+    gen.generate(PROMPTS, SEEDS)
+    files = [p for p in (tmp_path / "generations").rglob("*") if p.is_file() and "locks" not in p.parts]
+    assert len(files) == 3 and all(p.suffix == ".npy" and not p.name.startswith(".tmp") for p in files)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty", "pickle"])
+def test_a_corrupt_or_partial_entry_is_a_miss_never_a_wrong_image(tmp_path, damage):
+    cache = GenerationCache(tmp_path)
+    key = entry_key("m", {}, "p", 0)
+    good = np.full((4, 4, 3), 0.25, np.float32)
+    cache.put(key, good)
+    path = cache.path(key)
+    blob = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flip":
+        path.write_bytes(blob[:-1] + bytes([blob[-1] ^ 0x01]))
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(len(blob)))
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # a well-formed digest over a pickled object array: refused, never unpickled
+        import hashlib
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+        path.write_bytes(hashlib.sha256(buf.getvalue()).digest() + buf.getvalue())
+    assert cache.get(key) is None
+    cache.put(key, good)  # a miss is recomputed and overwrites the damaged entry
+    assert np.array_equal(cache.get(key), good)
+
+
+@pytest.mark.parametrize("change", [{"steps": 20}, {"scheduler": "EulerDiscreteScheduler"},
+                                    {"guidance_scale": 2.0}, {"dtype": "float16"}])
+def test_a_changed_protocol_never_hits(tmp_path, change):
+    gen, _ = cached(tmp_path)
+    gen.generate(PROMPTS, SEEDS)
+    other, opened = cached(tmp_path, protocol=QueryProtocol(**change))
+    other.generate(PROMPTS, SEEDS)
+    assert opened == [1] and other.hits == 0 and other.misses == 3
+
+
+def test_a_changed_weight_file_never_hits(tmp_path):
+    from attribcheck.manifest import SuspectSpec
+    from attribcheck.models.builtin_kinds import diffusers_identity
+
+    model = tmp_path / "model"
+    shutil.copytree(WORLD / "models" / "innocent-s0", model, symlinks=False)
+    spec = SuspectSpec("m", model, "innocent")
+    before = diffusers_identity(spec)
+    assert diffusers_identity(spec) == before  # stable
+    weights = next(model.glob("unet/*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    after = diffusers_identity(spec)
+    assert after != before
+    assert entry_key(str(after), {}, "p", 0) != entry_key(str(before), {}, "p", 0)
+    # the LoRA scale and the variant are part of the identity too
+    assert diffusers_identity(SuspectSpec("m", model, "innocent", variant="fp16")) != after
+
+
+def _worker(root: str, log: str, out: str) -> None:
+    gen = CachedGenerator("s", "shared", lambda: Seeded(Path(log), delay=1.0), GenerationCache(root))
+    imgs = gen.generate(PROMPTS, SEEDS)
+    np.save(out, np.stack(imgs))
+
+
+def test_two_processes_compute_a_suspect_once(tmp_path):
+    """What two xdist workers asking for one suspect do: one computes, the other waits and reads."""
+    log = tmp_path / "computed.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path / "c"), str(log), str(tmp_path / f"out{i}.npy")))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(log.read_text().splitlines()) == 1  # computed once, whichever worker asked first
+    assert np.array_equal(np.load(tmp_path / "out0.npy"), np.load(tmp_path / "out1.npy"))
+
+
+def test_default_root_is_the_one_shadows_use(monkeypatch, tmp_path):
+    from attribcheck.lab.shadows.build import default_cache
+
+    monkeypatch.setenv("ATTRIBCHECK_CACHE", str(tmp_path))
+    assert default_root() == default_cache() == tmp_path
+    assert GenerationCache().folder == tmp_path / "generations"
+    monkeypatch.delenv("ATTRIBCHECK_CACHE")
+    assert default_root() == Path.home() / ".cache" / "attribcheck"
+
+
+def test_cached_audit_of_a_real_model_gives_the_same_verdict_and_distances(tmp_path):
+    """An uncached audit, then a cold and a warm cached one, of a real diffusers suspect."""
+    from attribcheck.audit.run import audit_suspect, auditor_for
+    from attribcheck.manifest import Manifest, open_generator
+
+    manifest = Manifest.load(ROOT / "suites" / "emoji.toml")
+    auditor = auditor_for(manifest)
+    spec = next(s for s in manifest.suspects if s.name == "infringer-rho1.0-s0")
+    runtime = Runtime(threads=1)
+    cache = GenerationCache(tmp_path)
+    plain = audit_suspect(auditor, spec, runtime)
+    cold = audit_suspect(auditor, spec, runtime, cache=cache)
+    warm_gen = open_generator(spec, auditor.keyset.protocol, runtime, cache)
+    warm = auditor.audit(warm_gen, spec.name)
+    assert plain.error is None and cold.error is None
+    assert not warm_gen.loaded and warm_gen.hits == len(auditor.keyset) * len(auditor.keyset.query_seeds)
+    for v in (cold.verdict, warm):
+        assert v.verdict == plain.verdict.verdict
+        assert v.distances == plain.verdict.distances  # exactly: stored losslessly
+        assert v.best_seeds == plain.verdict.best_seeds
+    assert cache.info().entries == len(auditor.keyset) * len(auditor.keyset.query_seeds)
+
+
+def test_cli_cache_info_and_clear(tmp_path, capsys):
+    from attribcheck.cli import main
+
+    gen, _ = cached(tmp_path)
+    gen.generate(PROMPTS, SEEDS)
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    assert "3 generations" in capsys.readouterr().out
+    (tmp_path / "shadows").mkdir()  # the shadows share the root: clear leaves them alone
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
+    assert "removed 3" in capsys.readouterr().out
+    assert GenerationCache(tmp_path).info().entries == 0 and (tmp_path / "shadows").is_dir()
