@@ -282,7 +282,8 @@ def _result(request, manifest, auditor, spec, role: str):
 
         cache[key] = audit_suspect(auditor, spec, request.config.stash[RUNTIME], role=role,
                                    keep_images=_keep_images(request.config),
-                                   cache=_generation_cache(request.config))
+                                   cache=_generation_cache(request.config),
+                                   early_stop=request.config.getoption("attrib_early_stop"))
     result = cache[key]
     _record_row(request.node, manifest, auditor, result)
     if result.error is not None:
@@ -321,6 +322,9 @@ def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_
     if isinstance(stat, Exception):
         _fail(attrib_manifest, "discriminator", stat)
     result = request.config.stash[RESULTS][(attrib_manifest.path, attrib_suspect.name)]
+    if result.queries is not None:  # the option the user chose, not a pass: the reason says so
+        pytest.skip("--attrib-early-stop: the statistical level needs every key's distance under every seed; "
+                    "run without it for this level")
     if result.statistical is None:
         result.statistical = stat.verdict(attrib_verdict.name, attrib_verdict.distances)
     _record_row(request.node, attrib_manifest, attrib_auditor, result)

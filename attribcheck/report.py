@@ -35,6 +35,8 @@ class KeyResult(_Model):
     best_seed: Optional[int]
     distance: float = Field(ge=0)
     matched: bool
+    # early stopping (--attrib-early-stop): the seeds asked, in order; absent: every query seed
+    seeds_queried: Optional[list[int]] = None
 
 
 class InstanceResult(_Model):
@@ -47,6 +49,11 @@ class InstanceResult(_Model):
     alpha: float
     delta_0: float
     innocent_level: float
+    # early stopping: the verdict is the full audit's, from `queries` of `queries_full` answers;
+    # matches, conf and p-value count the keys matched so far
+    early_stop: bool = False
+    queries: Optional[int] = Field(None, ge=0)
+    queries_full: Optional[int] = Field(None, ge=0)
 
 
 class StatisticalResult(_Model):

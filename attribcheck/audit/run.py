@@ -53,6 +53,8 @@ class SuspectResult:
     # key id -> the best seed's answer, kept only when an evidence report is asked for
     # (attribcheck.evidence); never part of the JSON report
     images: dict | None = field(default=None, repr=False)
+    # an early-stopped audit's queries (attribcheck.audit.early_stop.Queries); None: the full audit
+    queries: object | None = None
 
     @property
     def outcome(self) -> str:
@@ -75,6 +77,10 @@ class SuspectResult:
             seeds = v.best_seeds or [None] * len(v.distances)
             row["keys"] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
                            for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
+            if self.queries is not None:  # early stopped: what was asked (distances: best of these)
+                row["instance"].update(early_stop=True, queries=self.queries.asked, queries_full=self.queries.full)
+                for key_row, asked in zip(row["keys"], self.queries.seeds):
+                    key_row["seeds_queried"] = asked
         sv = self.statistical
         if sv is not None:
             row["statistical"] = {f: getattr(sv, f) for f in ("verdict", "p_infringing", "threshold", "cv_accuracy",
@@ -97,7 +103,8 @@ def _fingerprint(spec: SuspectSpec) -> str | None:
 
 
 def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None = None, statistical=None,
-                  role: str = "suspect", keep_images: bool = False, cache=None) -> SuspectResult:
+                  role: str = "suspect", keep_images: bool = False, cache=None,
+                  early_stop: bool = False) -> SuspectResult:
     """Audit one suspect. Whatever goes wrong with it (its files, its outputs) becomes its
     error row; the other suspects' verdicts are not lost. `keep_images`: also keep each key's
     best-seed answer in `result.images`, for the evidence report (no further queries)."""
@@ -109,12 +116,17 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             from attribcheck.evidence.capture import Recording
 
             generator = Recording(generator)
-        result.verdict = auditor.audit(generator, spec.name)
+        if early_stop:  # the same verdict from fewer queries (attribcheck.audit.early_stop)
+            from attribcheck.audit.early_stop import audit_early
+
+            result.verdict, result.queries = audit_early(auditor, generator, spec.name)
+        else:
+            result.verdict = auditor.audit(generator, spec.name)
         if keep_images:
             from attribcheck.evidence.capture import best_images
 
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
-        if statistical is not None:
+        if statistical is not None and not early_stop:  # it needs every key's full distance
             result.statistical = statistical.verdict(spec.name, result.verdict.distances)
     except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
         result.error = e

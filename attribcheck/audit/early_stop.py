@@ -1,0 +1,79 @@
+"""Early stopping: ask a suspect only what can still change its verdict.
+
+Queries cost money and stealth when the suspect is an API. The audit asks the query seeds in
+rounds, in the key set's order: round j asks seed j of every key not matched yet (a key that
+has matched needs no further seeds: its distance can only fall). After each round it counts
+m, the keys matched, and u, the keys still undecided (not matched, seeds left). The final
+number of matches of the full audit lies in [m, m + u]: matched keys stay matched, a key
+whose every seed missed stays a miss. The verdict is a function of m alone (the binomial
+test on m of K, and conf = m / K against the innocent level), so when it is the same for
+every value in [m, m + u], no further answer can change it, and the audit stops.
+
+The verdict is therefore the full audit's, always. What differs is the evidence: m, conf and
+the p-value are those of the keys matched so far (a lower bound, still on the same side of
+every threshold), a matched key's distance is the best of the seeds asked, and the report
+lists per key the seeds that were asked. The statistical level needs every key's full
+distance and is not computed from an early-stopped audit. One more difference: an answer
+never asked is never checked, so a suspect whose unasked answers would be degenerate
+gets a verdict here and an error row from the full audit.
+
+This is why early stopping is an option (`--attrib-early-stop`, `attribcheck audit
+--early-stop`) and the full audit the default: the default report holds every distance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attribcheck.audit import score
+from attribcheck.audit.reconstruct import reconstruct
+from attribcheck.audit.verdict import Verdict, decide
+
+
+@dataclass
+class Queries:
+    """What an early-stopped audit asked: per key the seeds, in order."""
+
+    seeds: list[list[int]]
+    full: int  # what the full audit asks: K x seeds
+
+    @property
+    def asked(self) -> int:
+        return sum(len(s) for s in self.seeds)
+
+
+def verdict_at(auditor, m: int, k: int) -> str:
+    return decide(m / k, score.p_value(m, k, auditor.p0), auditor.alpha, auditor.innocent_level)
+
+
+def settled(auditor, m: int, undecided: int, k: int) -> str | None:
+    """The verdict when every possible final count in [m, m + undecided] gives the same one."""
+    verdicts = {verdict_at(auditor, x, k) for x in range(m, m + undecided + 1)}
+    return verdicts.pop() if len(verdicts) == 1 else None
+
+
+def audit_early(auditor, generator, name: str | None = None) -> tuple[Verdict, Queries]:
+    """The auditor's verdict on `generator`, asking no more than it takes to fix it."""
+    ks = auditor.keyset
+    captions, targets, seeds = ks.captions, ks.images, [int(s) for s in ks.query_seeds]
+    k = len(captions)
+    best = np.full(k, np.inf)
+    best_seed = np.full(k, -1, dtype=int)
+    asked: list[list[int]] = [[] for _ in range(k)]
+    for j, seed in enumerate(seeds):
+        todo = [i for i in range(k) if not best[i] < auditor.delta_0]
+        if not todo:
+            break
+        d, _ = reconstruct(generator, [captions[i] for i in todo], [targets[i] for i in todo], [seed],
+                           auditor.distance)
+        for i, di in zip(todo, d):
+            asked[i].append(seed)
+            if di < best[i]:  # strictly: ties keep the earlier seed, as the full audit's argmin does
+                best[i], best_seed[i] = di, seed
+        m = int(np.sum(best < auditor.delta_0))
+        undecided = (k - m) if j + 1 < len(seeds) else 0
+        if settled(auditor, m, undecided, k) is not None:
+            break
+    verdict = auditor.score(name or getattr(generator, "name", "suspect"), best, best_seed)
+    return verdict, Queries(asked, k * len(seeds))
