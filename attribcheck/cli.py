@@ -168,7 +168,8 @@ def _audit(args) -> int:
         for spec, role in [(manifest.source_spec, "source")] + [(s, "suspect") for s in manifest.suspects]:
             progress.update(task, description=f"auditing {spec.name}")
             results.append(audit_suspect(auditor, spec, runtime, statistical, role,
-                                         keep_images=bool(args.report) and not args.redact, cache=_cache(args)))
+                                         keep_images=bool(args.report) and not args.redact, cache=_cache(args),
+                                         early_stop=args.early_stop))
             progress.advance(task)
     for r in results:
         _say(args, _line(r))
@@ -326,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_options(au)
     au.add_argument("--cache-dir", help="generation cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     au.add_argument("--no-cache", action="store_true", help="generate every answer afresh; no generation cache")
+    au.add_argument("--early-stop", action="store_true",
+                    help="stop querying a suspect once its verdict can no longer change: the same verdict from "
+                         "fewer queries; the report lists the seeds asked per key; no statistical level")
     au.set_defaults(func=_audit)
 
     cache = sub.add_parser("cache", help="the generation cache").add_subparsers(dest="action", required=True)
