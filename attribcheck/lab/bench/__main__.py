@@ -19,7 +19,20 @@ def main(argv=None) -> int:
     robust = sub.add_parser("robust", help="conf and verdicts under JPEG, resizes, crops and other samplers")
     robust.add_argument("--manifest", default="suites/emoji.toml")
     robust.add_argument("--json", help="write results here")
+    robust.add_argument("--suspect", action="append", help="only this suspect of the manifest (repeatable)")
+    speed = sub.add_parser("speed", help="cache (cold vs warm), -n 2 vs serial, audit vs a hand-written loop, "
+                                         "queries saved by early stopping: ratios measured in one run")
+    speed.add_argument("--suites", default="suites/", help="what `pytest` runs, cold then warm")
+    speed.add_argument("--manifest", default="suites/emoji.toml", help="for the overhead and early-stopping figures")
+    speed.add_argument("--suspect", help="the suspect timed against the hand-written loop (default: the first)")
+    speed.add_argument("--threads", type=int, default=1, help="torch threads in every process (default 1)")
+    speed.add_argument("--workers", type=int, default=2, help="xdist workers for the parallel run (1: skip it)")
+    speed.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
+    if args.bench == "speed":
+        from attribcheck.lab.bench.speed import run as run_speed
+
+        return run_speed(args)
     if args.bench == "robust":
         from attribcheck.lab.bench.robust import run as run_robust
 

@@ -78,7 +78,7 @@ def run(args) -> int:
     auditor = auditor_for(manifest)
     ks = auditor.keyset
     rows = []
-    for spec in manifest.suspects:
+    for spec in [s for s in manifest.suspects if not args.suspect or s.name in args.suspect]:
         variants = {"": grid(auditor, spec, ks.protocol)}
         for name, change in SAMPLERS.items():
             variants[name] = grid(auditor, spec, ks.protocol.model_copy(update=change))
