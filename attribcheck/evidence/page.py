@@ -71,7 +71,7 @@ CHECK_JS = """
 window.addEventListener('error',function(){errs++;d.setAttribute('data-js-errors',errs)},true);
 document.addEventListener('securitypolicyviolation',function(){blocked++;d.setAttribute('data-csp-blocked',blocked)});
 window.addEventListener('load',function(){var imgs=document.images,ok=0;
-for(var i=0;i<imgs.length;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0)ok++}
+for(var i=0,n=imgs.length;i<n;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0)ok++}
 d.setAttribute('data-images-total',imgs.length);d.setAttribute('data-images-ok',ok);
 d.setAttribute('data-js-errors',errs);d.setAttribute('data-csp-blocked',blocked);
 d.setAttribute('data-loaded','1')});})();
@@ -128,10 +128,12 @@ def _figures(pairs) -> str:
     return '<dl class="fig">' + "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in pairs) + "</dl>"
 
 
-def _img(b64: str | None, label: str, alt: str) -> str:
+def _img(b64: str | None, label: str, missing: str, title: str = "") -> str:
+    """A captioned image, or a grey box saying why there is none."""
     if b64 is None:
-        return f'<figure><div class="none">{escape(alt)}</div>{escape(label)}</figure>'
-    return f'<figure><img src="{data_uri(b64)}" alt="{escape(alt)}">{escape(label)}</figure>'
+        return f'<figure><div class="none">{escape(missing)}</div>{escape(label)}</figure>'
+    tip = f' title="{escape(title)}"' if title else ""
+    return f'<figure><img src="{data_uri(b64)}" alt="{escape(label)}"{tip}>{escape(label)}</figure>'
 
 
 def _bar(distance: float, delta_0: float) -> str:

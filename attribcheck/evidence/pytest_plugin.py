@@ -66,6 +66,8 @@ class EvidencePage:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report):
+        if hasattr(self.config, "workerinput"):
+            return  # a worker sends the property on to the controller
         kept = []
         for name, value in report.user_properties:
             if name == EVIDENCE:
