@@ -83,7 +83,7 @@ def test_redacted_page_leaves_out_captions_key_images_and_answers(tmp_path, worl
         # present in the full page (so this test can fail), absent from the redacted one
         assert k.caption in full and b64_png(k.image) in full
         assert k.caption not in red and escape(k.caption) not in red and b64_png(k.image) not in red
-        assert f">{k.id}:" in full and k.id not in red
+        assert f"({k.id})" in full and k.id not in red
     assert "<img" not in red and "data:image" not in red
     assert "Redacted" in red and ks.content_hash()[:16] in red  # commits to the key set by its hash
     # the figures and per-key distances stay

@@ -158,18 +158,20 @@ def _key_cards(entry: dict, row: dict, view: KeyView, answers: dict, source_answ
     cards = []
     for k in keys:
         kid = k["id"]
-        seed = f" (seed {k['best_seed']})" if k.get("best_seed") is not None else ""
-        figs = [_img(view.images.get(kid), "key", "key image unavailable")]
+        seed = k.get("best_seed")
+        tip = f"best of the query seeds: seed {seed}" if seed is not None else ""
+        figs = [_img(view.images.get(kid), "key", "key image unavailable", "the key image")]
         if not is_source:
             src = (source_answers or {}).get(kid)
-            figs.append(_img(src, "source", "source not audited in this run"))
-        figs.append(_img(answers.get(kid), ("source" if is_source else "suspect") + seed, "no image kept"))
+            figs.append(_img(src, "source", "source not audited in this run", "the source model's best answer"))
+        who = "source" if is_source else "suspect"
+        figs.append(_img(answers.get(kid), who + (f" s{seed}" if seed is not None else ""), "no image kept", tip))
         cap = view.captions.get(kid, "")
         sign = "&lt;" if k["matched"] else "&ge;"
         what = "MATCH" if k["matched"] else "miss"
         cards.append(
             f'<div class="key{" hit" if k["matched"] else ""}"><div class="imgs">{"".join(figs)}</div>'
-            f'<div class="cap" title="{escape(cap)}">{escape(view.label(kid))}: {escape(cap)}</div>'
+            f'<div class="cap" title="{escape(cap)} ({escape(view.label(kid))})">{escape(cap)}</div>'
             f'<div class="dist"><span>distance {k["distance"]:.3f} {sign} δ₀ {d0:g}</span><b>{what}</b></div>'
             f'{_bar(k["distance"], d0)}</div>')
     return f'<div class="keys">{"".join(cards)}</div>'
@@ -228,7 +230,7 @@ def _how_to_read(entry: dict, view: KeyView) -> str:
 
 def _summary(entry: dict) -> str:
     rows = []
-    for r in entry.get("suspects", []):
+    for r in sorted(entry.get("suspects", []), key=lambda r: r.get("role") == "source"):  # the self-check last
         v, s = r.get("instance"), r.get("statistical")
         link = f'<a href="#{_anchor(entry["name"], r["name"])}">{escape(r["name"])}</a>'
         expect = "self-check" if r.get("role") == "source" else escape(r.get("expect", ""))
