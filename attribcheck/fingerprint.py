@@ -10,6 +10,7 @@ from pathlib import Path
 # Files our own tools write into a model folder; they do not change what the model generates.
 IGNORED = {".done", "profiles", "finetune_config.json", "train_set.json", "__pycache__"}
 _CHUNK = 1 << 20
+MAX_FILES = 10_000  # a model folder holds tens of files; a link to / would hold millions
 _memo: dict[tuple, str] = {}
 
 
@@ -33,12 +34,22 @@ def fingerprint(path: str | Path) -> str:
         return file_digest(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or folder to fingerprint")
-    h = hashlib.sha256()
+    from attribcheck.errors import IntegrityError
+
+    h, seen, count = hashlib.sha256(), set(), 0
     for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a symlink loop, or two links to one folder: hash it once
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d not in IGNORED)
         for name in sorted(files):
             if name in IGNORED:
                 continue
+            count += 1
+            if count > MAX_FILES:
+                raise IntegrityError(f"more than {MAX_FILES} files (a link to a whole file system?)", path)
             p = Path(root) / name
             h.update(f"{p.relative_to(path).as_posix()}\0{file_digest(p)}\n".encode())
     return h.hexdigest()

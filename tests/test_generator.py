@@ -1,4 +1,6 @@
 """Generators: loading from local files, per-(prompt, seed) determinism, folder suspects."""
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,8 +74,18 @@ def test_single_file_unet_over_a_local_base(tiny_generator, tmp_path):
 
 
 def test_loading_refuses_what_it_should(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
+    from attribcheck.errors import InputError, IntegrityError
+
+    with pytest.raises(InputError, match="model_index.json"):
         load_pipeline(tmp_path)
     (tmp_path / "m.ckpt").write_bytes(b"not safetensors")
-    with pytest.raises(ValueError, match="safetensors"):
+    with pytest.raises(InputError, match="safetensors"):
         load_pipeline(tmp_path / "m.ckpt")
+    # a model_index.json may only name diffusers pipelines and diffusers/transformers parts
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["my_module", "EvilUNet"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(IntegrityError, match="model_index.json: unet: .*diffusers or transformers"):
+        load_pipeline(tmp_path)
+    (tmp_path / "model_index.json").write_text(json.dumps({**index, "_class_name": "os.system", "unet": None}))
+    with pytest.raises(IntegrityError, match="_class_name"):
+        load_pipeline(tmp_path)

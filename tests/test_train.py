@@ -34,7 +34,7 @@ def test_mix_refuses_impossible_requests():
 
 MICRO = dict(datasets=["digits"], pretrain_size=16, source_size=8, domain_extra=4, real_pool=24,
              vae_steps=3, base_steps=3, source_steps=3, twin_steps=3, suspect_steps=3,
-             suspect_size=8, rhos=[1.0], suspect_seeds=[0], innocent_seeds=[0], k=4,
+             suspect_size=8, rhos=[1.0], suspect_seeds=[0], innocent_seeds=[0], k=5,
              query_seeds=[0], sampler_steps=2, generation_seeds=1)
 
 
@@ -68,7 +68,10 @@ def test_micro_world_builds_and_resumes(micro_world):
     source_ids = json.loads((layout.model("digits", "source") / "train_set.json").read_text())["ids"]
     assert set(train_ids) & set(source_ids)  # the overlap innocent shares real data with D_S
     ks = KeySet.load(layout.keys("digits", "random"))
-    assert len(ks) == 4 and set(ks.reference_roles.values()) == {"selection", "calibration"}
+    assert len(ks) == 5 and set(ks.reference_roles.values()) == {"selection", "calibration"}
+    for strategy in ("detection", "generation", "random"):  # every selection leaves its record
+        record = json.loads((layout.keys("digits", strategy) / "selection.json").read_text())
+        assert record["counts"]["candidates"] > 0 and record["thresholds"]["mode"] == cfg.thresholds
     stamp = (layout.model("digits", "source") / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime
     WorldBuilder(root, cfg).build()
     assert (layout.model("digits", "source") / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime == stamp

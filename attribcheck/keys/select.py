@@ -35,6 +35,7 @@ class SelectionContext:
     query_seeds: Sequence[int] = (0, 1, 2, 3)
     prompts_per_batch: int = 16
     progress: Progress | None = None
+    source_probe: str = "a picture"  # one generation tells the source's output size
 
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress:
@@ -91,6 +92,17 @@ def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], del
     return keys[:k]
 
 
+def _at_output_size(ctx: SelectionContext, targets: list[np.ndarray]) -> list[np.ndarray]:
+    """Training images larger than what the source generates are shrunk to its output size:
+    a key is compared at the key's resolution, and a suspect cannot be asked for more."""
+    if not targets:
+        return targets
+    from attribcheck import images
+
+    h, w = ctx.source.generate([ctx.source_probe], [0])[0].shape[:2]
+    return [images.resize_to(t, h, w) if t.shape[0] > h or t.shape[1] > w else t for t in targets]
+
+
 def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
     pooled = np.concatenate([v for v in r_refs.values()]) if r_refs else np.zeros(0)
     return ctx.thresholds.choose_delta_0(pooled)
@@ -111,7 +123,8 @@ class DetectionSelector:
     name: str = "detection"
 
     def select(self, ctx: SelectionContext, pool) -> KeySet:
-        caps, targets, ids = list(pool.captions), [s.image for s in pool], list(pool.ids)
+        caps, ids = list(pool.captions), list(pool.ids)
+        targets = _at_output_size(ctx, [s.image for s in pool])
         r_s = ctx.r(ctx.source, caps, targets, "source")
         r_refs = {n: ctx.r(m, caps, targets, f"reference {n}") for n, m in ctx.references.items()}
         delta_0 = _calibrate(ctx, r_refs)
@@ -219,7 +232,7 @@ class RandomSelector:
     def select(self, ctx: SelectionContext, pool) -> KeySet:
         idx = np.random.default_rng(self.seed).permutation(len(pool))[: self.k]
         caps = [pool[int(i)].caption for i in idx]
-        targets = [pool[int(i)].image for i in idx]
+        targets = _at_output_size(ctx, [pool[int(i)].image for i in idx])
         ids = [pool[int(i)].id for i in idx]
         r_s = ctx.r(ctx.source, caps, targets, "source")
         r_refs = {n: ctx.r(m, caps, targets, f"reference {n}") for n, m in ctx.references.items()}
