@@ -47,6 +47,9 @@ def pytest_addoption(parser):
     from attribcheck.evidence.pytest_plugin import add_options
 
     add_options(g)  # --attrib-report DIR, --attrib-report-redact
+    from attribcheck.baseline.pytest_plugin import add_options as baseline_options
+
+    baseline_options(g)  # --attrib-baseline, --attrib-baseline-update, tolerances
     g.addoption("--attrib-strict", action="store_true", default=False,
                 help="an inconclusive verdict fails its test (default: it passes with a warning)")
     g.addoption("--attrib-device", default="cpu", metavar="DEVICE",
@@ -91,6 +94,9 @@ def pytest_configure(config):
     from attribcheck.evidence.pytest_plugin import register
 
     register(config)  # the evidence page, pytest-html extras
+    from attribcheck.baseline.pytest_plugin import register as register_baselines
+
+    register_baselines(config)
 
 
 def _default_threads() -> int:
@@ -275,6 +281,16 @@ def _keep_images(config) -> bool:
 
 
 def _result(request, manifest, auditor, spec, role: str):
+    result = _audited(request, manifest, auditor, spec, role)
+    _record_row(request.node, manifest, auditor, result)
+    if result.error is not None:
+        _fail(manifest, spec.name, result.error)
+    return result
+
+
+def _audited(request, manifest, auditor, spec, role: str):
+    """The SuspectResult of a suspect (or of the source, role "source"), audited once per
+    session; an error stays in the result, for the caller to report."""
     cache = request.config.stash[RESULTS]
     key = (manifest.path, spec.name if role == "suspect" else None)
     if key not in cache:
@@ -284,11 +300,7 @@ def _result(request, manifest, auditor, spec, role: str):
                                    keep_images=_keep_images(request.config),
                                    cache=_generation_cache(request.config),
                                    early_stop=request.config.getoption("attrib_early_stop"))
-    result = cache[key]
-    _record_row(request.node, manifest, auditor, result)
-    if result.error is not None:
-        _fail(manifest, spec.name, result.error)
-    return result
+    return cache[key]
 
 
 @pytest.fixture
@@ -329,6 +341,19 @@ def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_
         result.statistical = stat.verdict(attrib_verdict.name, attrib_verdict.distances)
     _record_row(request.node, attrib_manifest, attrib_auditor, result)
     return result.statistical
+
+
+@pytest.fixture
+def attrib_baseline(request, attrib_manifest, attrib_auditor):
+    """A callable that records (`--attrib-baseline-update`) or checks the manifest's regression
+    baseline (`baselines/<name>.json` beside it) over every suspect and the source self-check;
+    see attribcheck.baseline.pytest_plugin."""
+    from attribcheck.baseline.pytest_plugin import check
+
+    def audited(spec, role):
+        return _audited(request, attrib_manifest, attrib_auditor, spec, role)
+
+    return lambda: check(request, attrib_manifest, attrib_auditor, audited)
 
 
 # -- reporting (controller side) -------------------------------------------------------------
@@ -425,5 +450,12 @@ def pytest_terminal_summary(terminalreporter, config):
     console.print(table)
     if stat.row_count:
         console.print(stat)
+    for e in entries:  # what each key set can detect: the bar every verdict above was held to
+        if e.get("keyset") and e.get("p0") is not None:
+            m = e.get("min_conf_attributable")
+            bar = f"attributed from conf >= {m:.3f}" if m is not None else "no conf can be attributed"
+            console.print(Text(f"{e['name']}: K={e['keyset']['k']}, delta_0={e['keyset']['delta_0']:.4f}, "
+                               f"p0={e['p0']:.3f} from {len(e.get('p0_models', []))} innocent models, "
+                               f"alpha={e.get('alpha')}: {bar}"))
     terminalreporter.write_sep("=", "attribcheck verdicts")
     terminalreporter.write(buf.getvalue())
