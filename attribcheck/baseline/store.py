@@ -1,0 +1,38 @@
+"""Where a manifest's baseline lives and how it is read and written: `baselines/<audit
+name>.json` beside the manifest, in the repository, so a change to it is reviewed like code.
+Written with sorted keys and one suspect per block (a diff of the file reads as the diff of
+the audit), atomically."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attribcheck.baseline.snapshot import FORMAT, FORMAT_VERSION
+from attribcheck.errors import InputError
+
+FOLDER = "baselines"
+
+
+def path_for(manifest) -> Path:
+    return Path(manifest.path).parent / FOLDER / f"{manifest.name}.json"
+
+
+def write(path: Path, baseline: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(baseline, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the baseline: {e}", path) from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"not an {FORMAT} file of version {FORMAT_VERSION}; re-record it", path, "format")
+    for field in ("suspects", "keyset"):
+        if not isinstance(data.get(field), dict):
+            raise InputError("missing or not a table", path, field)
+    return data
