@@ -126,3 +126,19 @@ def test_selfcheck_advice():
     assert "re-select" in advice(old, new, 0.15)  # 3 of 5 = 60% < 80%
     assert "the key set holds" in advice(old, new, 0.15, reselect=0.5)
     assert advice(old, old, 0.15, reselect=0.5) == ""
+
+
+def test_early_stopped_runs_compare_verdicts_only_and_never_record(suite):
+    run(suite, "--attrib-baseline-update").assert_outcomes(passed=5)
+    res = run(suite, "--attrib-early-stop", "-k", "baseline")
+    res.assert_outcomes(passed=1)  # same verdicts; its partial distances are not compared
+    path = suite.path / "baselines/digits.json"
+    base = json.loads(path.read_text())
+    base["suspects"]["partial"]["verdict"] = "clean"
+    path.write_text(json.dumps(base))
+    res = run(suite, "--attrib-early-stop", "-k", "baseline")
+    res.assert_outcomes(failed=1)
+    res.stdout.re_match_lines([r".*partial\s+verdict\s+clean\s+inconclusive"])
+    res = run(suite, "--attrib-early-stop", "--attrib-baseline-update", "-k", "baseline")
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*record it without --attrib-early-stop*"])

@@ -51,7 +51,9 @@ def _block_drifts(name: str, old: dict | None, new: dict | None, tol: Tolerance)
         out.append(Drift(name, "verdict", old.get("verdict"), new.get("verdict")))
     if "conf" in old and "conf" in new and abs(new["conf"] - old["conf"]) > tol.conf:
         out.append(Drift(name, "conf", _fmt(old["conf"]), _fmt(new["conf"]), new["conf"] - old["conf"]))
-    od, nd = old.get("distances", {}), new.get("distances", {})
+    if "distances" not in old or "distances" not in new:  # an early-stopped audit: its verdict only
+        return out
+    od, nd = old["distances"], new["distances"]
     keyed = []
     for k in sorted(set(od) | set(nd)):
         a, b = od.get(k), nd.get(k)

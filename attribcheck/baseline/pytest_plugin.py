@@ -65,6 +65,9 @@ def check(request, manifest, auditor, audited) -> None:
     from attribcheck.errors import AttribcheckError
 
     config = request.config
+    if config.getoption("attrib_baseline_update") and config.getoption("attrib_early_stop", False):
+        pytest.fail("a baseline records every key's distance over every query seed: record it without "
+                    "--attrib-early-stop (a run with it compares verdicts only)", pytrace=False)
     results = [audited(manifest.source_spec, "source")] + [audited(s, "suspect") for s in manifest.suspects]
     current = snapshot(audit_entry(manifest, auditor, results))
     path = store.path_for(manifest)

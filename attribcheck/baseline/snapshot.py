@@ -4,7 +4,11 @@ names what moved. Built from the audit report's entry (attribcheck.report.AuditE
 same data `--attrib-json` writes.
 
 Distances are rounded to 4 decimals: 200 times finer than the default tolerance (0.02), so
-rounding never decides a comparison, and coarse enough that a reviewer reads the file."""
+rounding never decides a comparison, and coarse enough that a reviewer reads the file.
+
+An early-stopped audit (--attrib-early-stop) is recorded and compared by its verdict only:
+its verdict is the full audit's, but its distances are the best of the seeds it asked.
+A baseline is recorded from full audits (the update refuses early stopping)."""
 from __future__ import annotations
 
 FORMAT = "attribcheck.baseline"
@@ -16,6 +20,8 @@ def _block(row: dict) -> dict:
     if row.get("instance") is None:
         return {"verdict": "error", "error": (row.get("error") or {}).get("kind", "error")}
     v = row["instance"]
+    if v.get("early_stop"):  # the verdict is the full audit's; distances and conf are of the seeds asked
+        return {"verdict": v["verdict"], "early_stop": True}
     return {"verdict": v["verdict"], "conf": round(v["conf"], DIGITS), "matches": v["matches"], "k": v["k"],
             "distances": {k["id"]: round(k["distance"], DIGITS) for k in row.get("keys", [])}}
 
