@@ -193,6 +193,17 @@ def _audit(args) -> int:
     return EXIT_OK
 
 
+def _keys_queries(args) -> int:
+    from attribcheck.keys.keyset import KeySet
+    from attribcheck.models.queries import write_queries
+
+    ks = KeySet.load(args.keys)
+    out = write_queries(ks, args.out)
+    _say(args, f"{len(ks) * len(ks.query_seeds)} queries ({len(ks)} keys x seeds {list(ks.query_seeds)}) -> {out}; "
+               f"save each answer as its `file` beside it and audit the folder as kind = \"folder\"")
+    return EXIT_OK
+
+
 def _keys_power(args) -> int:
     from attribcheck.audit.auditor import Auditor
     from attribcheck.keys.keyset import KeySet
@@ -307,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--out", required=True)
     _runtime_options(ks)
     ks.set_defaults(func=_keys_select)
+
+    kq = keys.add_parser("queries", help="export what to ask a black-box suspect: every (prompt, seed) as JSONL",
+                         formatter_class=fmt, parents=[common])
+    kq.add_argument("--keys", required=True, help="key set folder")
+    kq.add_argument("--out", required=True, help="the JSONL file to write (a folder suspect's queries.jsonl)")
+    kq.set_defaults(func=_keys_queries)
 
     kp = keys.add_parser("power", help="what a key set can detect: the smallest attributable conf, and power",
                          formatter_class=fmt, parents=[common])

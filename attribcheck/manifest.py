@@ -106,7 +106,15 @@ class SuspectEntry(_Strict):
         if kind.options is None and self.options:
             raise ValueError(f"a {self.kind!r} suspect takes no options")
         if kind.options is not None:
-            kind.options.model_validate(self.options)
+            from pydantic import ValidationError
+
+            try:
+                kind.options.model_validate(self.options)
+            except ValidationError as e:  # one line: options.<field>: what is wrong
+                first = sorted(e.errors(), key=lambda x: x.get("type") != "extra_forbidden")[0]
+                where = ".".join(str(p) for p in first.get("loc", ()))
+                msg = "unknown key (a typo?)" if first.get("type") == "extra_forbidden" else first.get("msg")
+                raise ValueError(f"options.{where}: {msg}") from None
         return self
 
 

@@ -40,4 +40,13 @@ DIFFUSERS = SuspectKind("diffusers", open_diffusers, identity=diffusers_identity
                                     "or a repo id in the local Hugging Face cache")
 FOLDER = SuspectKind("folder", open_folder, description="images collected from a black-box suspect "
                                                         "(queries.jsonl: prompt, seed, file)")
-BUILTIN = [DIFFUSERS, FOLDER]
+
+
+def _http():
+    from attribcheck.models.http_generator import HttpOptions, http_identity, open_http
+
+    return SuspectKind("http", open_http, identity=http_identity, options=HttpOptions, needs_path=False,
+                       description="a suspect behind an HTTP API (request and response shapes in options)")
+
+
+BUILTIN = [DIFFUSERS, FOLDER, _http()]

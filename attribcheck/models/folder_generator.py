@@ -87,7 +87,8 @@ class FolderGenerator:
         missing = [q for q in pairs if q not in self._files]
         if missing:
             shown = ", ".join(repr(q) for q in missing[:SHOWN]) + (", ..." if len(missing) > SHOWN else "")
-            raise InputError(f"{len(missing)} of {len(pairs)} queries were never collected: {shown}",
+            raise InputError(f"{len(missing)} of {len(pairs)} queries were never collected: {shown} "
+                             f"(every query to ask: attribcheck keys queries --keys <key set> --out queries.jsonl)",
                              self.manifest, "prompt/seed")
         out = []
         for q in pairs:

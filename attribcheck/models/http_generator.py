@@ -1,0 +1,279 @@
+"""A suspect behind an HTTP API: one request per (prompt, seed), the image in the response.
+
+    [[suspects]]
+    name = "vendor-api"
+    kind = "http"
+    expect = "innocent"
+    [suspects.options]
+    url = "https://api.example.com/v1/generate"
+    body = { prompt = "{prompt}", seed = "{seed}", steps = 50 }   # JSON; "{seed}" alone stays an integer
+    response = "json-base64"            # or "bytes": the body is the image file
+    image_field = "data.0.b64_json"     # json-base64: where the base64 image is (dots, list indices)
+    headers_env = { Authorization = "VENDOR_API_AUTH" }   # header values read from the environment
+    timeout_s = 60
+    retries = 3                         # on timeouts, 429 and 5xx, with exponential backoff
+    backoff_s = 1.0
+    rate_per_s = 2                      # at most this many requests per second
+    model_version = "2025-01"           # part of the cache key: change it when the API's model changes
+
+The server is untrusted. A response is refused, never guessed at, when it: redirects anywhere
+(no redirect is followed), has the wrong content type, is larger than `max_bytes` (read no
+further), holds no decodable image or one over the pixel limit, or is not the JSON shape
+configured. A refused answer is a DegenerateOutputError (the suspect answered, but nothing a
+verdict can be read from) or an InputError (the request is wrong: 4xx, unreachable), so the
+suspect gets an error row, never a verdict built on it.
+
+Every response is saved as evidence: `evidence/<suspect>/<n>-<request sha>.{json,body}` (what
+was asked, when, the status, headers and the body's sha256; the body itself), in the folder
+`evidence` names (relative to the manifest; default: `$ATTRIBCHECK_CACHE/http-evidence`).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from attribcheck import images
+from attribcheck.errors import DegenerateOutputError, InputError
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+class HttpOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    method: Literal["POST", "GET"] = "POST"
+    body: dict = {"prompt": "{prompt}", "seed": "{seed}"}  # POST: JSON body; GET: query parameters
+    headers: dict[str, str] = {}
+    headers_env: dict[str, str] = {}  # header -> environment variable holding its value (secrets)
+    response: Literal["json-base64", "bytes"] = "json-base64"
+    image_field: str = Field("image", min_length=1)
+    timeout_s: float = Field(60.0, gt=0, le=3600)
+    retries: int = Field(3, ge=0, le=20)
+    backoff_s: float = Field(1.0, ge=0, le=600)
+    rate_per_s: Optional[float] = Field(None, gt=0)
+    max_bytes: int = Field(32 * 2**20, ge=1024, le=2**30)
+    evidence: Optional[str] = None
+    model_version: str = ""
+
+    @field_validator("headers", "headers_env")
+    @classmethod
+    def _header_names(cls, v: dict) -> dict:
+        for k, val in v.items():
+            if not k or any(c in k + str(val) for c in "\r\n"):
+                raise ValueError(f"header {k!r}: no line breaks, no empty names")
+        return v
+
+
+def fill(template: Any, prompt: str, seed: int) -> Any:
+    """The request body for one query: "{prompt}" and "{seed}" replaced wherever they occur;
+    a value that is exactly "{seed}" becomes the integer."""
+    if isinstance(template, dict):
+        return {k: fill(v, prompt, seed) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill(v, prompt, seed) for v in template]
+    if template == "{seed}":
+        return int(seed)
+    if isinstance(template, str):
+        return template.replace("{prompt}", prompt).replace("{seed}", str(int(seed)))
+    return template
+
+
+def pick(data: Any, path: str) -> Any:
+    """`data.0.b64_json` in a parsed JSON document, or KeyError."""
+    for part in path.split("."):
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            raise KeyError(path)
+    return data
+
+
+class RateLimiter:
+    """At most `rate` calls per second (the clock and sleep are injectable for tests)."""
+
+    def __init__(self, rate: float | None, clock=time.monotonic, sleep=time.sleep):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.clock, self.sleep = clock, sleep
+        self.next = None
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = self.clock()
+            if self.next is not None and now < self.next:
+                self.sleep(self.next - now)
+                now = self.next
+            self.next = now + self.interval
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise InputError(f"answered {code}, a redirect to {newurl}: redirects are not followed", req.full_url,
+                         "options.url")
+
+
+class _Retry(Exception):
+    pass
+
+
+class HttpGenerator:
+    def __init__(self, options: HttpOptions, name: str = "http", evidence: str | Path | None = None,
+                 sleep=time.sleep):
+        self.name = name
+        self.o = options
+        self.evidence = Path(evidence) / name if evidence is not None else None
+        self.limiter = RateLimiter(options.rate_per_s, sleep=sleep)
+        self.sleep = sleep
+        self.opener = urllib.request.build_opener(_NoRedirect)
+        self.requests = 0
+        self._n = 0
+
+    def _headers(self) -> dict:
+        h = {"User-Agent": "attribcheck", **self.o.headers}
+        for header, env in self.o.headers_env.items():
+            if env not in os.environ:
+                raise InputError(f"environment variable {env} (for header {header}) is not set", self.name,
+                                 "options.headers_env")
+            h[header] = os.environ[env]
+        return h
+
+    def _request(self, prompt: str, seed: int) -> urllib.request.Request:
+        body = fill(self.o.body, prompt, seed)
+        headers = self._headers()
+        if self.o.method == "GET":
+            from urllib.parse import urlencode
+
+            sep = "&" if "?" in self.o.url else "?"
+            return urllib.request.Request(self.o.url + sep + urlencode(body), headers=headers, method="GET")
+        headers.setdefault("Content-Type", "application/json")
+        return urllib.request.Request(self.o.url, data=json.dumps(body).encode(), headers=headers, method="POST")
+
+    def _fetch(self, req) -> tuple[int, dict, bytes]:
+        """One attempt: status, headers, body (at most max_bytes), or _Retry / InputError."""
+        self.limiter.wait()
+        self.requests += 1
+        try:
+            resp = self.opener.open(req, timeout=self.o.timeout_s)
+        except urllib.error.HTTPError as e:
+            if e.code == 429 or e.code >= 500:
+                raise _Retry(f"HTTP {e.code}") from None
+            raise InputError(f"answered HTTP {e.code} {e.reason}", self.o.url, "options") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise _Retry(f"{type(e).__name__}: {reason}") from None
+        with resp:
+            if not 200 <= resp.status < 300:  # 1xx/3xx that reached us
+                raise InputError(f"answered HTTP {resp.status}", self.o.url, "options")
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > self.o.max_bytes:
+                raise DegenerateOutputError(f"a {length}-byte response, over max_bytes {self.o.max_bytes}",
+                                            self.o.url, "options.max_bytes")
+            try:
+                body = resp.read(self.o.max_bytes + 1)
+            except (TimeoutError, OSError) as e:
+                raise _Retry(f"reading the body: {e}") from None
+            if len(body) > self.o.max_bytes:
+                raise DegenerateOutputError(f"a response over max_bytes {self.o.max_bytes}", self.o.url,
+                                            "options.max_bytes")
+            return resp.status, dict(resp.headers.items()), body
+
+    def _save(self, prompt: str, seed: int, req, status: int, headers: dict, body: bytes) -> None:
+        if self.evidence is None:
+            return
+        self.evidence.mkdir(parents=True, exist_ok=True)
+        self._n += 1
+        rid = hashlib.sha256(json.dumps([prompt, int(seed)]).encode()).hexdigest()[:16]
+        stem = self.evidence / f"{self._n:05d}-{rid}"
+        stem.with_suffix(".body").write_bytes(body)
+        safe_headers = {k: v for k, v in headers.items() if k.lower() not in ("set-cookie",)}
+        stem.with_suffix(".json").write_text(json.dumps({
+            "prompt": prompt, "seed": int(seed), "url": req.full_url, "method": req.get_method(),
+            "request_body": (req.data or b"").decode(), "status": status, "headers": safe_headers,
+            "body_sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
+            "received": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")
+
+    def _image(self, headers: dict, body: bytes) -> np.ndarray:
+        ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "").split(";")[0].strip().lower()
+        if self.o.response == "json-base64":
+            if ctype != "application/json":
+                raise DegenerateOutputError(f"content type {ctype or 'none'!r}, expected application/json",
+                                            self.o.url, "options.response")
+            try:
+                raw = pick(json.loads(body), self.o.image_field)
+                if not isinstance(raw, str):
+                    raise TypeError
+                if raw.startswith("data:"):
+                    raw = raw.split(",", 1)[1]
+                data = base64.b64decode(raw, validate=True)
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, IndexError):
+                raise DegenerateOutputError(f"no base64 image at {self.o.image_field!r} in the JSON response",
+                                            self.o.url, "options.image_field") from None
+        else:
+            if ctype not in IMAGE_TYPES:
+                raise DegenerateOutputError(f"content type {ctype or 'none'!r}, expected one of {', '.join(IMAGE_TYPES)}",
+                                            self.o.url, "options.response")
+            data = body
+        try:
+            return images.load(io.BytesIO(data), keep_alpha=True, max_pixels=images.MAX_PIXELS)
+        except Exception as e:  # PIL raises many kinds on hostile bytes
+            raise DegenerateOutputError(f"the response is not a decodable image ({type(e).__name__})",
+                                        self.o.url, "options.response") from None
+
+    def ask(self, prompt: str, seed: int) -> np.ndarray:
+        req = self._request(prompt, seed)
+        last = ""
+        for attempt in range(self.o.retries + 1):
+            if attempt:
+                self.sleep(self.o.backoff_s * 2 ** (attempt - 1))
+            try:
+                status, headers, body = self._fetch(req)
+            except _Retry as e:
+                last = str(e)
+                continue
+            self._save(prompt, seed, req, status, headers, body)
+            return self._image(headers, body)
+        raise InputError(f"no answer after {self.o.retries + 1} attempts (last: {last})", self.o.url, "options.url")
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[np.ndarray]:
+        if len(prompts) != len(seeds):
+            raise ValueError("prompts and seeds pair up: give as many of each")
+        return [self.ask(p, int(s)) for p, s in zip(prompts, seeds)]
+
+
+def evidence_folder(spec) -> Path:
+    o: HttpOptions = spec.options
+    if o.evidence is not None:
+        return (Path(spec.base) / o.evidence) if spec.base is not None else Path(o.evidence)
+    from attribcheck.cache import default_root
+
+    return default_root() / "http-evidence"
+
+
+def open_http(spec, protocol, runtime) -> HttpGenerator:
+    return HttpGenerator(spec.options, spec.name, evidence_folder(spec))
+
+
+def http_identity(spec) -> dict:
+    """What decides an API's answers, as far as we can see it: where and how it is asked, and
+    the model version the user states (an API can change its model without telling)."""
+    o: HttpOptions = spec.options
+    return {"url": o.url, "method": o.method, "body": o.body, "response": o.response,
+            "image_field": o.image_field, "model_version": o.model_version}
