@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from attribcheck import images
 from attribcheck.cli import EXIT_INPUT, EXIT_OK, main
 from attribcheck.evidence.encode import b64_png
 from attribcheck.evidence.keyview import KeyView
 from attribcheck.evidence.page import Evidence, render
 from attribcheck.keys.keyset import KeySet
+from attribcheck.models.folder_generator import FolderGenerator
 from tests import browser
 from tests.folder_world import HONEST, manifest_text
 
@@ -46,7 +48,8 @@ def broken(tmp_path):
 
 
 def test_cli_report_shows_each_suspect_its_keys_and_the_answers(tmp_path, world, broken):
-    rc, page = audit(tmp_path, {**world, "broken": broken}, {**HONEST, "broken": "innocent"})
+    rc, page = audit(tmp_path, {**world, "broken": broken}, {**HONEST, "broken": "innocent"},
+                     "--json", str(tmp_path / "r.json"))
     assert rc == EXIT_INPUT  # the broken suspect is an error row; the page is written all the same
     ks = KeySet.load(world["keys"])
     blocks = articles(page)
@@ -67,6 +70,14 @@ def test_cli_report_shows_each_suspect_its_keys_and_the_answers(tmp_path, world,
     assert len(d) == 20 and d == sorted(d) and sum(x < 0.15 for x in d) == 4
     assert part.index("MATCH") < part.index("miss")
     assert "inconclusive" in part and 'class="o-inconclusive"' in part
+    # each card shows the answer of the seed the audit found best, as the suspect gave it
+    rows = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())["audits"][0]["suspects"]}
+    gen = FolderGenerator(world["partial"])
+    for key, row in zip(ks.keys, rows["partial"]["keys"]):
+        [answer] = gen.generate([key.caption], [row["best_seed"]])
+        shown = b64_png(images.composite(answer, images.border_colour(key.image)))
+        [card] = [c for c in part.split('<div class="key') if f"({key.id})\"" in c]
+        assert shown in card and f"suspect s{row['best_seed']}" in card
     # the innocent's answers are other digits: its embedded answers are not the key images
     inn = blocks["innocent"]
     assert 'badge v-clean">clean' in inn and "MATCH" not in inn

@@ -124,6 +124,19 @@ def _statistical_reason(entry: dict, row: dict) -> str:
     return sv.reason()
 
 
+def headline(v: dict) -> str:
+    """The verdict in plain words, for the person who decides."""
+    m, k, p, alpha = v["matches"], v["k"], v["p_value"], v["alpha"]
+    innocent = round(v["innocent_level"] * k)
+    if v["verdict"] == "attributed":
+        return (f"Reproduces {m} of {k} keys. An innocent model would reproduce that many by chance with "
+                f"probability {p:.2g}, below the accepted risk alpha = {alpha:g}.")
+    if v["verdict"] == "clean":
+        return f"Reproduces {m} of {k} keys: no more than held-out innocent models do (up to {innocent} of {k})."
+    return (f"Reproduces {m} of {k} keys: more than held-out innocent models do (up to {innocent} of {k}), but "
+            f"not enough to rule out chance (probability {p:.2g}, alpha = {alpha:g}). No accusation is supported.")
+
+
 def _figures(pairs) -> str:
     return '<dl class="fig">' + "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in pairs) + "</dl>"
 
@@ -193,7 +206,8 @@ def suspect_html(entry: dict, row: dict, view: KeyView, answers: dict | None = N
     v = row["instance"]
     verdict = _verdict(entry, row)
     parts = [head, _badge(v["verdict"]), f' <span class="muted">{escape(title)}: </span>', _outcome(row["outcome"]),
-             f'<p class="reason">{escape(verdict.reason())}.</p>',
+             f'<p class="reason">{escape(headline(v))}</p>',
+             f'<div class="muted">rule: {escape(verdict.reason())}.</div>',
              _figures([("conf", f"{v['conf']:.3f}"), ("m/K", f"{v['matches']}/{v['k']}"),
                        ("p-value", _num(v["p_value"], ".3g")), ("p0", f"{v['p0']:.3f}"), ("alpha", f"{v['alpha']:g}"),
                        ("delta_0", f"{v['delta_0']:g}"), ("innocent level", f"{v['innocent_level']:.3f}")])]
@@ -225,12 +239,23 @@ def _how_to_read(entry: dict, view: KeyView) -> str:
             f"the key image. <b>attributed</b>: the suspect matches more keys than an innocent model would by "
             f"chance (binomial test against p0, the innocent models' match rate, at level alpha). "
             f"<b>clean</b>: it matches no more keys than held-out innocent models do. "
-            f"<b>inconclusive</b>: neither. Keys are sorted strongest evidence first.</div>")
+            f"<b>inconclusive</b>: neither. Suspects (by p-value) and keys (by distance) are sorted strongest "
+            f"evidence first.</div>")
+
+
+def ordered(rows: list[dict]) -> list[dict]:
+    """Suspects strongest evidence first: those that could not be audited (they need action),
+    then by p-value, smallest first; the source's self-check last."""
+    def rank(r):
+        v = r.get("instance")
+        return (r.get("role") == "source", v is not None, v["p_value"] if v else 0.0, r["name"])
+
+    return sorted(rows, key=rank)
 
 
 def _summary(entry: dict) -> str:
     rows = []
-    for r in sorted(entry.get("suspects", []), key=lambda r: r.get("role") == "source"):  # the self-check last
+    for r in ordered(entry.get("suspects", [])):
         v, s = r.get("instance"), r.get("statistical")
         link = f'<a href="#{_anchor(entry["name"], r["name"])}">{escape(r["name"])}</a>'
         expect = "self-check" if r.get("role") == "source" else escape(r.get("expect", ""))
@@ -261,7 +286,7 @@ def _audit_html(ev: Evidence, entry: dict) -> str:
                    f"{escape(e['message'])}</p></article>")
     out.append(_how_to_read(entry, view))
     out.append(_summary(entry))
-    rows = sorted(entry.get("suspects", []), key=lambda r: r.get("role") == "source")  # the self-check last
+    rows = ordered(entry.get("suspects", []))
     source = ev.answers.get((name, "source")) if view.show_answers() else None
     for r in rows:
         answers = ev.answers.get((name, r["name"]), {}) if view.show_answers() else {}
