@@ -82,8 +82,13 @@ def _shadows_build(args) -> int:
     from attribcheck.lab.shadows.config import ShadowConfig
 
     cfg = ShadowConfig.load(args.config) if args.config else ShadowConfig()
+    executor = None
+    if args.dask:
+        from attribcheck.lab.shadows.executors import dask_executor
+
+        executor = dask_executor(args.dask)
     root = ShadowBuilder(args.world, args.cache, cfg).build(args.dataset or None, watermark=args.watermark,
-                                                           workers=args.workers)
+                                                           workers=args.workers, executor=executor)
     print("shadows in", root)
     return 0
 
@@ -281,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--watermark", action="store_true",
                     help="also build Baseline 1's infringers, trained on watermarked source images")
     sb.add_argument("--workers", type=int, default=1, help="models trained at once (CPU: one per two cores or so)")
+    sb.add_argument("--dask", metavar="ADDRESS", help="train on a Dask cluster (tcp://host:8786; extra: distributed)")
     sb.set_defaults(func=_shadows_build)
 
     sf = shadows.add_parser("fit", help="fit a key set's discriminator on shadows; saved beside the key set",

@@ -111,6 +111,14 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     d_s = json.loads((micro_world.layout.model("digits", "source") / "train_set.json").read_text())["ids"]
     assert set(overlap) & set(d_s) and not any(i.startswith("gen") for i in overlap)
     assert all(weights(f) == before[f] for f in folders[:3])  # the first shadows were kept
+    # past one machine: the same jobs on a Dask cluster's executor (here an in-process one)
+    from distributed import Client, LocalCluster
+
+    most = ShadowBuilder(micro_world.layout.root, tmp_path / "cache", ShadowConfig(per_class=4, overlap_innocents=1, steps=3))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        most.build(executor=client.get_executor())
+    assert all((f / ".done").exists() for f, _ in most.shadows("digits")) and len(most.shadows("digits")) == 9
     keys = tmp_path / "keys"
     KeySet.load(micro_world.layout.keys("digits", "random")).save(keys)
     args = ["shadows", "fit", "--keys", str(keys)]

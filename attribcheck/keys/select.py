@@ -179,7 +179,7 @@ class GenerationSelector:
         r_refs, own_rows = self._references(ctx, caps, medoids)
         delta_0 = _calibrate(ctx, r_refs)
         agreeing = np.array([int(np.sum(row < delta_0)) - 1 for row in rows])  # the medoid itself aside
-        base_rate = _base_rate(own_rows, delta_0)
+        base_rate = _base_rate(own_rows, delta_0) if ctx.thresholds.mode == "calibrated" else None
         keep = np.flatnonzero(ctx.thresholds.memorized(agreeing, self.n, base_rate))
         counts = {"candidates": len(caps), "not_memorized": len(caps) - len(keep)}
         sub = lambda xs: [xs[i] for i in keep]  # noqa: E731

@@ -48,7 +48,7 @@ class Thresholds:
             raise ValueError("calibrating delta_0 needs reference models; pass --reference, or fixed thresholds")
         return float(np.quantile(d, self.innocent_rate, method="lower"))
 
-    def memorized(self, agreeing: np.ndarray, n: int, base_rate: float) -> np.ndarray:
+    def memorized(self, agreeing: np.ndarray, n: int, base_rate: float | None) -> np.ndarray:
         """Which candidates Strategy 2 treats as memorized, from how many of the source's other
         n - 1 generations lie within delta_0 of the medoid, and the references' base rate."""
         agreeing = np.asarray(agreeing)

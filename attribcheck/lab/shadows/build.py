@@ -91,9 +91,11 @@ class ShadowBuilder:
             seed = self.cfg.seed + 50 + 100 * (sum(map(ord, dataset)) % 100) + i
             yield dataset, self.watermark_infringer(dataset, rho), mix(real, gens, n, rho, seed), seed
 
-    def build(self, datasets: list[str] | None = None, watermark: bool = False, workers: int = 1) -> Path:
+    def build(self, datasets: list[str] | None = None, watermark: bool = False, workers: int = 1,
+              executor=None) -> Path:
         """Shadows (and with `watermark`, the watermark infringers) of each dataset.
-        `workers` > 1 trains that many models at once, in processes of one CPU share each."""
+        `workers` > 1 trains that many models at once, in processes of one CPU share each;
+        `executor` (any concurrent.futures.Executor, e.g. a Dask client's) replaces them."""
         datasets = datasets or self.world.cfg.datasets
         self.root.mkdir(parents=True, exist_ok=True)
         self.cfg.save(self.root / "shadow_config.json")
@@ -102,12 +104,17 @@ class ShadowBuilder:
             self.watermark_root.mkdir(parents=True, exist_ok=True)
             self.watermark.save(self.watermark_root / "watermark_config.json")
             jobs += [j for d in datasets for j in self.watermark_jobs(d)]
-        self._train(jobs, workers)
+        if executor is None and workers > 1:
+            from attribcheck.lab.shadows.executors import local_executor
+
+            with local_executor(workers) as pool:
+                self._train(jobs, pool, f"{workers} at once")
+        else:
+            self._train(jobs, executor, "on the executor" if executor else "one at a time")
         return self.root
 
-    def _train(self, jobs, workers: int = 1) -> None:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
+    def _train(self, jobs, executor=None, how: str = "") -> None:
+        from concurrent.futures import as_completed
 
         from rich.progress import Progress
 
@@ -119,25 +126,16 @@ class ShadowBuilder:
             steps=self.cfg.steps or w.cfg.suspect_steps, seed=seed, resolution=w.cfg.side,
             learning_rate=self.cfg.learning_rate or w.cfg.suspect_lr).to_dict()) for d, out, train_set, seed in todo]
         with Progress() as bar:
-            task = bar.add_task(f"shadow models ({workers} at once)", total=len(jobs), completed=len(jobs) - len(todo))
-            if workers <= 1:
+            task = bar.add_task(f"shadow models ({how})", total=len(jobs), completed=len(jobs) - len(todo))
+            if executor is None:
                 for t in tasks:
                     bar.update(task, description=Path(t[2]).name)
                     _train_one(*t)
                     bar.advance(task)
                 return
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            # spawn, not fork: a forked torch may deadlock in its thread pools
-            with ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, (threads,)) as pool:
-                for f in as_completed([pool.submit(_train_one, *t) for t in tasks]):
-                    f.result()  # re-raises a worker's error
-                    bar.advance(task)
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+            for f in as_completed([executor.submit(_train_one, *t) for t in tasks]):
+                f.result()  # re-raises a worker's error
+                bar.advance(task)
 
 
 def _train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
