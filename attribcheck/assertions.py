@@ -33,9 +33,16 @@ def assert_expected(verdict, expect: str, strict: bool = False) -> None:
             f"{verdict.reason()} [{verdict.evidence()}]"), stacklevel=2)
 
 
-def assert_source_reproduces(verdict) -> None:
-    """The self-check: the source must be attributed to its own key set."""
+def assert_source_reproduces(verdict, reselect_below: float | None = None) -> None:
+    """The self-check: the source must be attributed to its own key set. With `reselect_below`
+    (a share of the keys), a source still attributed but reproducing fewer of its keys warns
+    that the key set should be re-selected from this checkpoint."""
     if verdict.verdict != ATTRIBUTED:
         raise AssertionError(
             f"the source is not attributed to its own keys (found {verdict.verdict}: {verdict.reason()}); "
             f"the key set is stale, or the source checkpoint or sampler changed [{verdict.evidence()}]")
+    if reselect_below is not None and verdict.conf < reselect_below:
+        warnings.warn(AttributionWarning(
+            f"the source reproduces {verdict.matches} of {verdict.k} keys ({verdict.conf:.0%} < {reselect_below:.0%}): "
+            f"re-select the key set from this checkpoint (attribcheck keys select), then re-record the "
+            f"baselines [{verdict.evidence()}]"), stacklevel=2)

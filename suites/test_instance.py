@@ -12,6 +12,7 @@ def test_suspect_matches_expectation(attrib_suspect, attrib_verdict, attrib_stri
     assert_expected(attrib_verdict, attrib_suspect.expect, strict=attrib_strict)
 
 
-def test_source_reproduces_its_keys(attrib_source_verdict):
-    # A stale key set, a changed source checkpoint or a changed sampler fails here.
-    assert_source_reproduces(attrib_source_verdict)
+def test_source_reproduces_its_keys(attrib_source_verdict, request):
+    # A stale key set, a changed source checkpoint or a changed sampler fails here; a source
+    # that still passes but has lost keys warns to re-select them (--attrib-reselect-below)
+    assert_source_reproduces(attrib_source_verdict, request.config.getoption("attrib_reselect_below"))

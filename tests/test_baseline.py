@@ -142,3 +142,16 @@ def test_early_stopped_runs_compare_verdicts_only_and_never_record(suite):
     res = run(suite, "--attrib-early-stop", "--attrib-baseline-update", "-k", "baseline")
     res.assert_outcomes(failed=1)
     res.stdout.fnmatch_lines(["*record it without --attrib-early-stop*"])
+
+
+def test_self_check_warns_to_reselect_without_a_baseline(suite, world, tmp_path):
+    # a "new checkpoint" that reproduces 16 of 20 keys: attributed, but below 0.9 of its keys
+    res = run(suite, "-k", "source", "--attrib-reselect-below", "0.9")
+    res.assert_outcomes(passed=1, deselected=4)
+    assert "re-select" not in res.stdout.str()  # the world's source reproduces all 20
+    from attribcheck.assertions import AttributionWarning, assert_source_reproduces
+    from attribcheck.audit.verdict import Verdict
+
+    v = Verdict("source", "attributed", 0.8, 16, 20, 0.1, 1e-9, 0.01, 0.15, "generation")
+    with pytest.warns(AttributionWarning, match=r"reproduces 16 of 20 keys \(80% < 90%\): re-select"):
+        assert_source_reproduces(v, 0.9)
