@@ -138,7 +138,9 @@ def _keys_select(args) -> int:
             progress.update(tasks[stage], completed=done)
 
         ctx = SelectionContext(
-            source=open_(args.source), references={Path(p).name: open_(p) for p in args.reference},
+            source=open_(args.source),
+            references={Path(p).name: open_(p) for p in args.reference + args.twin},
+            filter_only=tuple(Path(p).name for p in args.twin),
             calibration={Path(p).name: open_(p) for p in args.calibration}, protocol=protocol,
             distance=get_distance(args.metric), thresholds=thresholds,
             query_seeds=list(range(args.query_seeds)), progress=tick)
@@ -306,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--data", required=True, help="the source's fine-tuning set (folder with a manifest)")
     ks.add_argument("--reference", action="append", default=[], help="reference model (filters keys)")
     ks.add_argument("--calibration", action="append", default=[], help="held-out reference (estimates p0)")
+    ks.add_argument("--twin", action="append", default=[],
+                    help="a model trained on the source's own data (filters keys, never calibrates delta_0)")
     ks.add_argument("--strategy", choices=["detection", "generation", "random"], default="generation")
     ks.add_argument("--prompts", help="generation strategy: a text file of candidate prompts")
     ks.add_argument("--k", type=int, default=30, help="keys to keep")

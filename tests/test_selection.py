@@ -137,3 +137,16 @@ def test_partial_memorization_found_by_calibrated_rule_not_by_the_fixed_one():
     assert set(ks.captions) == MEMORIZED
     ctx.thresholds = Thresholds(mode="fixed")
     assert len(GenerationSelector(n=16).select(ctx, PROMPTS)) == 0  # n/2 agreement: nothing
+
+
+def test_a_twin_filters_keys_but_does_not_calibrate_delta_0():
+    """A twin trained on D_S reproduces what the source does; pooled with the null
+    references it would drag delta_0 down to its own distances."""
+    copies = {p: Model("source", frozenset(MEMORIZED)).generate([p], [10_000])[0] for p in PROMPTS}
+    refs = {"base": Model("base"), "twin": Model("twin", copies=copies)}
+    alone = GenerationSelector(n=4).select(context(references={"base": Model("base")}), PROMPTS)
+    ctx = context(references=refs)
+    ctx.filter_only = ("twin",)
+    ks = GenerationSelector(n=4).select(ctx, PROMPTS)
+    assert ks.delta_0 == alone.delta_0 and ks.selection["thresholds"]["filter_only"] == ["twin"]
+    assert len(ks) == 0 and ks.selection["counts"]["reproduced_by"]["twin"] == 8  # all it reproduces is gone

@@ -36,6 +36,9 @@ class SelectionContext:
     prompts_per_batch: int = 16
     progress: Progress | None = None
     source_probe: str = "a picture"  # one generation tells the source's output size
+    # references that filter keys but do not calibrate delta_0: a twin of the source (trained
+    # on D_S) reproduces D_S as the source does, so it says nothing of innocent models' rate
+    filter_only: tuple[str, ...] = ()
 
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress:
@@ -104,8 +107,13 @@ def _at_output_size(ctx: SelectionContext, targets: list[np.ndarray]) -> list[np
 
 
 def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
-    pooled = np.concatenate([v for v in r_refs.values()]) if r_refs else np.zeros(0)
+    null = [v for n, v in r_refs.items() if n not in ctx.filter_only]
+    pooled = np.concatenate(null) if null else np.zeros(0)
     return ctx.thresholds.choose_delta_0(pooled)
+
+
+def _thresholds(ctx: SelectionContext, delta_0: float) -> dict:
+    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only)}
 
 
 def _quantiles(values: np.ndarray) -> dict:
@@ -130,7 +138,7 @@ class DetectionSelector:
         delta_0 = _calibrate(ctx, r_refs)
         counts = {"candidates": len(caps)}
         keys = _filter(ids, caps, targets, r_s, r_refs, delta_0, self.k, counts)
-        selection = {"thresholds": ctx.thresholds.record(delta_0), "counts": counts,
+        selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts,
                      "source_r": _quantiles(r_s), "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
         return ctx.keyset(keys, self.name, len(caps), selection)
 
@@ -179,25 +187,25 @@ class GenerationSelector:
         r_refs, own_rows = self._references(ctx, caps, medoids)
         delta_0 = _calibrate(ctx, r_refs)
         agreeing = np.array([int(np.sum(row < delta_0)) - 1 for row in rows])  # the medoid itself aside
-        base_rate = _base_rate(own_rows, delta_0) if ctx.thresholds.mode == "calibrated" else None
+        base_rate = _base_rate(own_rows, delta_0, ctx.filter_only) if ctx.thresholds.mode == "calibrated" else None
         keep = np.flatnonzero(ctx.thresholds.memorized(agreeing, self.n, base_rate))
         counts = {"candidates": len(caps), "not_memorized": len(caps) - len(keep)}
         sub = lambda xs: [xs[i] for i in keep]  # noqa: E731
         r_s = ctx.r(ctx.source, sub(caps), sub(medoids), "source queries")
         keys = _filter(sub(ids), sub(caps), sub(medoids), r_s, {n: v[keep] for n, v in r_refs.items()},
                        delta_0, self.k, counts)
-        selection = {"thresholds": ctx.thresholds.record(delta_0), "counts": counts, "n": self.n,
+        selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts, "n": self.n,
                      "reference_agreement": base_rate, "source_agreeing": np.bincount(agreeing).tolist(),
                      "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
         return ctx.keyset(keys, self.name, len(caps), selection)
 
 
-def _base_rate(own_rows: dict[str, list[np.ndarray]], delta_0: float) -> float:
+def _base_rate(own_rows: dict[str, list[np.ndarray]], delta_0: float, exclude=()) -> float:
     """How often another of a reference's generations for a prompt lies within delta_0 of its
     medoid: a 95% upper bound (a handful of reference seeds cannot show the rate is zero)."""
     from scipy import stats
 
-    rows = [row for rows in own_rows.values() for row in rows if len(row) > 1]
+    rows = [row for name, rows in own_rows.items() if name not in exclude for row in rows if len(row) > 1]
     hits = sum(int(np.sum(row < delta_0)) - 1 for row in rows)
     trials = sum(len(row) - 1 for row in rows)
     if not trials:
@@ -240,7 +248,7 @@ class RandomSelector:
         delta_0 = _calibrate(ctx, r_refs) if r_refs or ctx.thresholds.mode == "fixed" else ctx.thresholds.delta_0
         keys = [Key(ids[i], caps[i], targets[i], float(r_s[i]), {n: float(v[i]) for n, v in r_refs.items()})
                 for i in range(len(caps))]
-        selection = {"thresholds": ctx.thresholds.record(delta_0), "counts": {"candidates": len(pool), "passed": len(keys)}}
+        selection = {"thresholds": _thresholds(ctx, delta_0), "counts": {"candidates": len(pool), "passed": len(keys)}}
         return ctx.keyset(keys, self.name, len(pool), selection)
 
 
