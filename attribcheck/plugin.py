@@ -83,7 +83,7 @@ def pytest_configure(config):
     from attribcheck.models.protocol import Runtime
 
     try:
-        config.stash[RUNTIME] = Runtime(device=config.getoption("attrib_device"),
+        config.stash[RUNTIME] = Runtime(device=_worker_device(config.getoption("attrib_device")),
                                         batch_size=config.getoption("attrib_batch_size"),
                                         threads=config.getoption("attrib_threads") or _default_threads())
     except ValidationError as e:
@@ -105,6 +105,20 @@ def _default_threads() -> int:
     from attribcheck.models.protocol import default_threads
 
     return default_threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+
+
+def _worker_device(device: str) -> str:
+    """Under xdist with several GPUs, `--attrib-device cuda` puts worker i on cuda:i."""
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if device != "cuda" or not worker:
+        return device  # torch is imported only here, for a bare cuda under xdist
+    import torch
+
+    from attribcheck.models.protocol import worker_device
+
+    return worker_device(device, worker, torch.cuda.device_count())
 
 
 def _generation_cache(config):

@@ -194,3 +194,16 @@ def test_cli_cache_info_and_clear(tmp_path, capsys):
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
     assert "removed 3" in capsys.readouterr().out
     assert GenerationCache(tmp_path).info().entries == 0 and (tmp_path / "shadows").is_dir()
+
+
+def test_threads_and_devices_per_xdist_worker(monkeypatch):
+    from attribcheck.models.protocol import available_cores, default_threads, worker_device
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads(1) == available_cores()
+    assert default_threads(available_cores() * 2) == 1  # never 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads(4) == 3  # the user's own setting wins
+    assert worker_device("cuda", "gw3", 2) == "cuda:1" and worker_device("cuda", "gw0", 2) == "cuda:0"
+    assert worker_device("cuda", "gw3", 1) == "cuda" and worker_device("cuda:1", "gw0", 4) == "cuda:1"
+    assert worker_device("cpu", "gw1", 4) == "cpu" and worker_device("cuda", None, 4) == "cuda"

@@ -96,6 +96,14 @@ def default_threads(workers: int = 1) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
+def worker_device(device: str, worker: str | None, gpus: int) -> str:
+    """The device of xdist worker `worker` ("gw3"): with a bare "cuda" and several GPUs, worker
+    i runs on cuda:(i mod GPUs); an explicit "cuda:N", the CPU, or a single GPU stay as given."""
+    if device != "cuda" or gpus < 2 or not worker or not worker.startswith("gw") or not worker[2:].isdigit():
+        return device
+    return f"cuda:{int(worker[2:]) % gpus}"
+
+
 class Runtime(BaseModel):
     """How this run computes images: never part of a key set, recorded in the report."""
 
