@@ -8,6 +8,7 @@ cache: each suspect is computed once whichever worker asks.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Callable, Sequence
@@ -21,19 +22,24 @@ from attribcheck.models.protocol import QueryProtocol, Runtime
 LIBRARIES = ("torch", "diffusers", "transformers")
 
 
+@functools.lru_cache(maxsize=None)
+def _versions() -> tuple:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in LIBRARIES:
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, None))
+    return tuple(out)
+
+
 def compute_context(runtime: Runtime | None) -> dict:
     """What besides the model and the protocol decides an image's bits: the libraries that
     compute it and the kind of device (CPU and CUDA kernels differ in the last bits)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    libs = {}
-    for name in LIBRARIES:
-        try:
-            libs[name] = version(name)
-        except PackageNotFoundError:
-            libs[name] = None
     device = (runtime or Runtime()).device.split(":")[0]
-    return {"libraries": libs, "device": device}
+    return {"libraries": dict(_versions()), "device": device}
 
 
 class CachedGenerator:
