@@ -54,7 +54,8 @@ def suspects(rng, n: int):
         yield np.where(hit, rng.uniform(0.01, 0.14, hit.shape), rng.uniform(0.16, 0.34, hit.shape))
 
 
-def test_early_stopping_gives_the_full_audits_verdict_with_fewer_queries():
+def check_against_the_full_audit(chunk) -> int:
+    """60 suspects across the range, early-stopped and full: the checks; returns queries saved."""
     rng = np.random.default_rng(0)
     ks = keyset(rng)
     auditor = Auditor(ks, alpha=0.01)
@@ -62,13 +63,17 @@ def test_early_stopping_gives_the_full_audits_verdict_with_fewer_queries():
     for d in suspects(rng, 60):
         full_gen, early_gen = Offsets(ks, d), Offsets(ks, d)
         full = auditor.audit(full_gen, "s")
-        early, queries = audit_early(auditor, early_gen, "s")
+        early, queries = audit_early(auditor, early_gen, "s", chunk)
         assert early.verdict == full.verdict
         seen.add(full.verdict)
         assert queries.asked == early_gen.asked <= full_gen.asked == queries.full
         saved += queries.full - queries.asked
         for i, asked in enumerate(queries.seeds):
-            assert asked == SEEDS[:len(asked)] and asked  # in order, every key asked at least once
+            assert asked == SEEDS[:len(asked)]  # in order
+            if chunk is None:
+                assert asked  # a whole round at a time: every key asked at least once
+            if not asked:
+                assert early.distances[i] == 1.0 and early.best_seeds[i] == -1  # a miss at the bound
             if early.distances[i] < DELTA_0:
                 assert full.distances[i] < DELTA_0  # a match so far is a match of the full audit
             if len(asked) == len(SEEDS):
@@ -76,13 +81,27 @@ def test_early_stopping_gives_the_full_audits_verdict_with_fewer_queries():
                 assert early.best_seeds[i] == full.best_seeds[i]
         rounds = max(len(a) for a in queries.seeds)
         misses = [len(a) for i, a in enumerate(queries.seeds) if not early.distances[i] < DELTA_0]
-        assert all(n == rounds for n in misses)  # a key not matched is asked every round until the stop
-        if rounds < len(SEEDS):  # it stopped before the last seed: the verdict was fixed by then
-            assert settled(auditor, early.matches, len(misses), K) == full.verdict
+        # a key not matched is asked every round until the stop (the stopping round: perhaps not yet)
+        assert all(n in (rounds, rounds - 1) for n in misses)
+        if chunk is None:
+            assert all(n == rounds for n in misses)
+        undecided = sum(1 for n in misses if n < len(SEEDS))
+        if undecided:  # it stopped with answers still to ask: the verdict was fixed by then
+            assert settled(auditor, early.matches, undecided, K) == full.verdict
         # the evidence is on the same side of every threshold as the full audit's
         assert early.matches <= full.matches
     assert seen == {"attributed", "inconclusive", "clean"}  # the check covered every verdict
     assert saved > 0
+    return saved
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 5])  # a round in one batch (a model); key by key (an API)
+def test_early_stopping_gives_the_full_audits_verdict_with_fewer_queries(chunk):
+    check_against_the_full_audit(chunk)
+
+
+def test_key_by_key_saves_more_than_whole_rounds():
+    assert check_against_the_full_audit(1) > check_against_the_full_audit(None)
 
 
 def test_settled_only_when_every_final_count_agrees():

@@ -168,10 +168,18 @@ def test_http_suspect_gets_the_folder_suspects_verdict_and_is_cached(world, serv
     assert Replay.hits == {"json": n, "bytes": n}
     rows2 = {s["name"]: s for s in json.loads((tmp_path / "r2.json").read_text())["audits"][0]["suspects"]}
     assert rows2["infringer-api"]["keys"] == rows["infringer-api"]["keys"]
-    # early stopping asks the infringing API only its first seed per key
+    # early stopping asks the API key by key and stops once the verdict is fixed: the infringing
+    # API matches at its first seed, so it is attributed before every key was asked even once
     Replay.hits.clear()
     assert main(args + ["--no-cache", "--early-stop", "--json", str(tmp_path / "r3.json")]) == 0
-    assert Replay.hits["json"] == n // 2
+    rows3 = {s["name"]: s for s in json.loads((tmp_path / "r3.json").read_text())["audits"][0]["suspects"]}
+    early = rows3["infringer-api"]
+    assert early["instance"]["verdict"] == "attributed" and early["instance"]["queries"] == Replay.hits["json"]
+    assert Replay.hits["json"] < n // 2
+    never = [k for k in early["keys"] if k["seeds_queried"] == []]
+    assert len(never) == n // 2 - Replay.hits["json"] and all(k["best_seed"] is None for k in never)
+    assert rows3["innocent-api"]["instance"]["verdict"] == "clean"  # clean needs every answer
+    assert Replay.hits["bytes"] == n
 
 
 def one_query(world):

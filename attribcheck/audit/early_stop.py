@@ -2,12 +2,15 @@
 
 Queries cost money and stealth when the suspect is an API. The audit asks the query seeds in
 rounds, in the key set's order: round j asks seed j of every key not matched yet (a key that
-has matched needs no further seeds: its distance can only fall). After each round it counts
+has matched needs no further seeds: its distance can only fall), the whole round in one batch
+for a model, key by key for an API (a kind with `batched=False`). After each batch it counts
 m, the keys matched, and u, the keys still undecided (not matched, seeds left). The final
 number of matches of the full audit lies in [m, m + u]: matched keys stay matched, a key
 whose every seed missed stays a miss. The verdict is a function of m alone (the binomial
 test on m of K, and conf = m / K against the innocent level), so when it is the same for
-every value in [m, m + u], no further answer can change it, and the audit stops.
+every value in [m, m + u], no further answer can change it, and the audit stops. Asked key by
+key, that can be before every key was asked once: a key never asked has no seeds in the report
+and counts as a miss at the metric's upper bound (it cannot change the verdict).
 
 The verdict is therefore the full audit's, always. What differs is the evidence: m, conf and
 the p-value are those of the keys matched so far (a lower bound, still on the same side of
@@ -53,27 +56,49 @@ def settled(auditor, m: int, undecided: int, k: int) -> str | None:
     return verdicts.pop() if len(verdicts) == 1 else None
 
 
-def audit_early(auditor, generator, name: str | None = None) -> tuple[Verdict, Queries]:
-    """The auditor's verdict on `generator`, asking no more than it takes to fix it."""
+def audit_early(auditor, generator, name: str | None = None, chunk: int | None = None) -> tuple[Verdict, Queries]:
+    """The auditor's verdict on `generator`, asking no more than it takes to fix it.
+
+    `chunk`: how many keys are asked at once within a round (None: the whole round, one
+    batch, for models that generate in batches; 1 for an API, where every answer costs and
+    the decision can be final before the round is over)."""
     ks = auditor.keyset
     captions, targets, seeds = ks.captions, ks.images, [int(s) for s in ks.query_seeds]
     k = len(captions)
     best = np.full(k, np.inf)
     best_seed = np.full(k, -1, dtype=int)
     asked: list[list[int]] = [[] for _ in range(k)]
-    for j, seed in enumerate(seeds):
+
+    def decided() -> bool:
+        matched = best < auditor.delta_0
+        # undecided: not matched yet, with seeds still to ask (this round's or later ones)
+        undecided = sum(1 for i in range(k) if not matched[i] and len(asked[i]) < len(seeds))
+        return settled(auditor, int(np.sum(matched)), undecided, k) is not None
+
+    for seed in seeds:
         todo = [i for i in range(k) if not best[i] < auditor.delta_0]
-        if not todo:
-            break
-        d, _ = reconstruct(generator, [captions[i] for i in todo], [targets[i] for i in todo], [seed],
-                           auditor.distance)
-        for i, di in zip(todo, d):
-            asked[i].append(seed)
-            if di < best[i]:  # strictly: ties keep the earlier seed, as the full audit's argmin does
-                best[i], best_seed[i] = di, seed
-        m = int(np.sum(best < auditor.delta_0))
-        undecided = (k - m) if j + 1 < len(seeds) else 0
-        if settled(auditor, m, undecided, k) is not None:
-            break
+        step = chunk or max(1, len(todo))
+        for start in range(0, len(todo), step):
+            part = todo[start:start + step]
+            d, _ = reconstruct(generator, [captions[i] for i in part], [targets[i] for i in part], [seed],
+                               auditor.distance)
+            for i, di in zip(part, d):
+                asked[i].append(seed)
+                if di < best[i]:  # strictly: ties keep the earlier seed, as the full audit's argmin does
+                    best[i], best_seed[i] = di, seed
+            if decided():
+                return _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
+    return _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
+
+
+def _verdict(auditor, generator, name, best, best_seed, asked, full) -> tuple[Verdict, Queries]:
+    # a key never asked (the decision was final before its turn) is scored as a miss at the
+    # metric's upper bound; the report's seeds_queried says it was never asked
+    never = [i for i, a in enumerate(asked) if not a]
+    if never:
+        best = best.copy()
+        best[never] = auditor.distance.upper
+        best_seed = best_seed.copy()
+        best_seed[never] = -1
     verdict = auditor.score(name or getattr(generator, "name", "suspect"), best, best_seed)
-    return verdict, Queries(asked, k * len(seeds))
+    return verdict, Queries(asked, full)

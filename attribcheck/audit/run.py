@@ -81,6 +81,8 @@ class SuspectResult:
                 row["instance"].update(early_stop=True, queries=self.queries.asked, queries_full=self.queries.full)
                 for key_row, asked in zip(row["keys"], self.queries.seeds):
                     key_row["seeds_queried"] = asked
+                    if not asked:  # never asked: a miss at the metric's bound, no seed
+                        key_row["best_seed"] = None
         sv = self.statistical
         if sv is not None:
             row["statistical"] = {f: getattr(sv, f) for f in ("verdict", "p_infringing", "threshold", "cv_accuracy",
@@ -119,7 +121,10 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
         if early_stop:  # the same verdict from fewer queries (attribcheck.audit.early_stop)
             from attribcheck.audit.early_stop import audit_early
 
-            result.verdict, result.queries = audit_early(auditor, generator, spec.name)
+            from attribcheck.models import kinds
+
+            chunk = None if kinds.get(spec.kind).batched else 1  # an API: key by key
+            result.verdict, result.queries = audit_early(auditor, generator, spec.name, chunk)
         else:
             result.verdict = auditor.audit(generator, spec.name)
         if keep_images:

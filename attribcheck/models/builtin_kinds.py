@@ -45,7 +45,7 @@ FOLDER = SuspectKind("folder", open_folder, description="images collected from a
 def _http():
     from attribcheck.models.http_generator import HttpOptions, http_identity, open_http
 
-    return SuspectKind("http", open_http, identity=http_identity, options=HttpOptions, needs_path=False,
+    return SuspectKind("http", open_http, identity=http_identity, options=HttpOptions, needs_path=False, batched=False,
                        description="a suspect behind an HTTP API (request and response shapes in options)")
 
 

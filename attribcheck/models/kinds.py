@@ -36,6 +36,9 @@ class SuspectKind:
     # a pydantic model validating the suspect's `options` table (None: the kind takes none)
     options: Optional[type] = None
     needs_path: bool = True  # whether `path` must name an existing file or folder
+    # whether answers come in batches (a model) or one request each (an API): early stopping
+    # asks an unbatched kind key by key, so it can stop within a round
+    batched: bool = True
     description: str = ""
 
 
