@@ -122,22 +122,29 @@ def run(args) -> int:
 
         # 4. early stopping, answers from the warm cache
         cache = GenerationCache(tmp / "cache")
-        asked = full = 0
+        asked = {"rounds": 0, "keys": 0}
+        full = 0
         rows = []
+        print("early stopping (answers from the warm cache); asked in whole rounds (a model) / key by key (an API):")
         for s in [manifest.source_spec] + manifest.suspects:
             gen = open_generator(s, auditor.keyset.protocol, runtime, cache)
             whole = auditor.audit(gen, s.name)
-            early, q = audit_early(auditor, gen, s.name)
-            asked, full = asked + q.asked, full + q.full
-            rows.append({"suspect": s.name, "asked": q.asked, "full": q.full, "verdict": whole.verdict,
-                         "same_verdict": early.verdict == whole.verdict})
-            print(f"  early stop {s.name:24s} {whole.verdict:12s} {q.asked:3d} of {q.full} queries "
-                  f"({100 * (1 - q.asked / q.full):.0f}% saved), verdict {'same' if early.verdict == whole.verdict else 'DIFFERS'}")
-        figures["early_stop"] = {"asked": asked, "full": full, "saved": 1 - asked / full, "suspects": rows,
+            by_round, q = audit_early(auditor, gen, s.name)
+            by_key, q1 = audit_early(auditor, gen, s.name, chunk=1)
+            same_v = by_round.verdict == whole.verdict == by_key.verdict
+            asked["rounds"] += q.asked
+            asked["keys"] += q1.asked
+            full += q.full
+            rows.append({"suspect": s.name, "asked_rounds": q.asked, "asked_keys": q1.asked, "full": q.full,
+                         "verdict": whole.verdict, "same_verdict": same_v})
+            print(f"  {s.name:24s} {whole.verdict:12s} {q.asked:3d} / {q1.asked:3d} of {q.full} queries, "
+                  f"verdict {'same' if same_v else 'DIFFERS'}")
+        figures["early_stop"] = {"asked": asked, "full": full, "suspects": rows,
                                  "same_verdicts": all(r["same_verdict"] for r in rows)}
-        print(f"early stopping: {asked} of {full} queries ({100 * (1 - asked / full):.0f}% saved, "
-              f"{full / asked:.2f}x fewer); verdicts "
-              f"{'identical' if figures['early_stop']['same_verdicts'] else 'DIFFER'}")
+        for how, n in asked.items():
+            print(f"early stopping ({'whole rounds' if how == 'rounds' else 'key by key'}): {n} of {full} queries "
+                  f"({100 * (1 - n / full):.0f}% saved, {full / n:.2f}x fewer)")
+        print(f"verdicts {'identical' if figures['early_stop']['same_verdicts'] else 'DIFFER'} to the full audit's")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
