@@ -93,11 +93,13 @@ def test_cli_audit_writes_the_verdict_fields(tmp_path):
     text = text.replace('source = "', f'source = "{ROOT / "suites"}/').replace('keys = "', f'keys = "{ROOT / "suites"}/')
     (tmp_path / "m.toml").write_text(text)
     assert main(["audit", "--manifest", str(tmp_path / "m.toml"), "--json", str(tmp_path / "out.json")]) == 0
-    rows = json.loads((tmp_path / "out.json").read_text())["suspects"]
+    [audit] = json.loads((tmp_path / "out.json").read_text())["audits"]  # the versioned report
+    rows = [r for r in audit["suspects"] if r["role"] == "suspect"]
     assert [r["name"] for r in rows] == ["infringer-rho1.0-s1", "innocent-s0"]
     for r in rows:
-        assert {"name", "verdict", "conf", "matches", "k", "p_value", "alpha", "delta_0", "strategy"} <= set(r)
-    assert rows[0]["verdict"] == ATTRIBUTED
+        assert {"verdict", "conf", "matches", "k", "p_value", "alpha", "delta_0"} <= set(r["instance"])
+    assert audit["keyset"]["strategy"] == "generation"
+    assert rows[0]["instance"]["verdict"] == ATTRIBUTED
 
 
 pytest_plugins = ["pytester"]
