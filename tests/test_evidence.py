@@ -185,3 +185,14 @@ def test_pytest_html_extras_carry_the_row(suite):
     assert "infringer" in content and "attributed" in content and "MATCH" in content
     # key and suspect images; the source's where its self-check already ran (it runs after this test)
     assert content.count("<img") + content.count("source not audited in this run") == 60
+
+
+def test_early_stopped_audit_says_what_was_not_asked(tmp_path, world):
+    rc, page = audit(tmp_path, world, HONEST, "--early-stop")
+    assert rc == EXIT_OK
+    blocks = articles(page)
+    assert "(stopped early; same verdict)" in blocks["infringer"]
+    # every key still has a card: asked (with its best answer) or marked as not asked
+    assert len(re.findall(r'<div class="key( hit)?">', blocks["infringer"])) == 20
+    d = [float(x) for x in re.findall(r"distance ([0-9.]+) ", blocks["innocent"])]
+    assert d == sorted(d)

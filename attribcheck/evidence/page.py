@@ -172,7 +172,15 @@ def _key_cards(entry: dict, row: dict, view: KeyView, answers: dict, source_answ
     for k in keys:
         kid = k["id"]
         seed = k.get("best_seed")
+        asked = k.get("seeds_queried")  # early stopping: the seeds asked; [] never asked
+        if asked == []:
+            cards.append(f'<div class="key"><div class="cap">{escape(view.captions.get(kid, ""))}</div>'
+                         f'<div class="dist"><span>not asked: the verdict was final without it</span>'
+                         f'<b>early stop</b></div></div>')
+            continue
         tip = f"best of the query seeds: seed {seed}" if seed is not None else ""
+        if asked:
+            tip += f" (seeds asked before stopping early: {', '.join(map(str, asked))})"
         figs = [_img(view.images.get(kid), "key", "key image unavailable", "the key image")]
         if not is_source:
             src = (source_answers or {}).get(kid)
@@ -210,7 +218,9 @@ def suspect_html(entry: dict, row: dict, view: KeyView, answers: dict | None = N
              f'<div class="muted">rule: {escape(verdict.reason())}.</div>',
              _figures([("conf", f"{v['conf']:.3f}"), ("m/K", f"{v['matches']}/{v['k']}"),
                        ("p-value", _num(v["p_value"], ".3g")), ("p0", f"{v['p0']:.3f}"), ("alpha", f"{v['alpha']:g}"),
-                       ("delta_0", f"{v['delta_0']:g}"), ("innocent level", f"{v['innocent_level']:.3f}")])]
+                       ("delta_0", f"{v['delta_0']:g}"), ("innocent level", f"{v['innocent_level']:.3f}")]
+                      + ([("queries", f"{v.get('queries')} of {v.get('queries_full')} (stopped early; same verdict)")]
+                         if v.get("early_stop") else []))]
     s = row.get("statistical")
     if s is not None:
         guard = "passed" if s["cv_accuracy"] >= s["min_cv_accuracy"] else "failed: no statistical verdict"
