@@ -196,3 +196,26 @@ def test_early_stopped_audit_says_what_was_not_asked(tmp_path, world):
     assert len(re.findall(r'<div class="key( hit)?">', blocks["infringer"])) == 20
     d = [float(x) for x in re.findall(r"distance ([0-9.]+) ", blocks["innocent"])]
     assert d == sorted(d)
+
+
+def test_small_images_embed_exactly_large_ones_shrink():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from attribcheck.evidence.encode import data_uri
+
+    rng = np.random.default_rng(0)
+    small = rng.random((16, 16, 3)).astype(np.float32)
+    uri = data_uri(b64_png(small))
+    assert uri.startswith("data:image/png;base64,")
+    back = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",")[1]))).convert("RGB"))
+    assert np.array_equal(back, np.round(small * 255).astype(np.uint8))  # pixel for pixel
+    big = np.clip(rng.normal(0.5, 0.1, (512, 512, 3)), 0, 1).astype(np.float32)
+    uri = data_uri(b64_png(big))
+    assert uri.startswith("data:image/jpeg;base64,") and len(uri) < 60_000
+    assert Image.open(io.BytesIO(base64.b64decode(uri.split(",")[1]))).size == (192, 192)
+    with pytest.raises(ValueError):
+        data_uri('AAAA" onerror="x')
