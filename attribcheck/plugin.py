@@ -367,7 +367,36 @@ def attrib_baseline(request, attrib_manifest, attrib_auditor):
     def audited(spec, role):
         return _audited(request, attrib_manifest, attrib_auditor, spec, role)
 
-    return lambda: check(request, attrib_manifest, attrib_auditor, audited)
+    def run():
+        _audit_all(request, attrib_manifest, attrib_auditor)
+        return check(request, attrib_manifest, attrib_auditor, audited)
+
+    return run
+
+
+def _audit_all(request, manifest, auditor) -> None:
+    """Audit every suspect and the source for a manifest-level test, in the order that keeps
+    xdist workers apart: from the last suspect backwards (the per-suspect tests go forwards),
+    and a suspect another worker is computing right now (its cache lock is held) after the
+    rest, when it will be in the cache. Each is still computed once, whichever worker asks."""
+    cache = _generation_cache(request.config)
+    todo = [(manifest.source_spec, "source")] + [(s, "suspect") for s in manifest.suspects]
+    deferred = []
+    for spec, role in reversed(todo):
+        if cache is not None and (manifest.path, spec.name if role == "suspect" else None) \
+                not in request.config.stash[RESULTS]:
+            from attribcheck.manifest import open_generator
+
+            try:
+                gen = open_generator(spec, auditor.keyset.protocol, request.config.stash[RUNTIME], cache)
+            except Exception:  # noqa: BLE001 - the audit itself reports it
+                gen = None
+            if getattr(gen, "busy", None) is not None and gen.busy():
+                deferred.append((spec, role))
+                continue
+        _audited(request, manifest, auditor, spec, role)
+    for spec, role in deferred:
+        _audited(request, manifest, auditor, spec, role)
 
 
 # -- reporting (controller side) -------------------------------------------------------------

@@ -207,3 +207,15 @@ def test_threads_and_devices_per_xdist_worker(monkeypatch):
     assert worker_device("cuda", "gw3", 2) == "cuda:1" and worker_device("cuda", "gw0", 2) == "cuda:0"
     assert worker_device("cuda", "gw3", 1) == "cuda" and worker_device("cuda:1", "gw0", 4) == "cuda:1"
     assert worker_device("cpu", "gw1", 4) == "cpu" and worker_device("cuda", None, 4) == "cuda"
+
+
+def test_busy_while_another_holder_computes(tmp_path):
+    gen, _ = cached(tmp_path)
+    assert not gen.busy()
+    other = gen._lock()  # what another worker holds while it computes this model
+    other.acquire()
+    try:
+        assert gen.busy()
+    finally:
+        other.release()
+    assert not gen.busy()

@@ -85,6 +85,26 @@ class CachedGenerator:
                     missing.append(i)
         return missing
 
+    def _lock(self):
+        from filelock import FileLock
+
+        lock = self.cache.lock_path(hashlib.sha256(self.identity.encode()).hexdigest()[:32])
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(lock))
+
+    def busy(self) -> bool:
+        """Whether another process is computing this model's answers right now (its lock is
+        held): a caller with other suspects to audit can do those first."""
+        from filelock import Timeout
+
+        lock = self._lock()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[np.ndarray]:
         if len(prompts) != len(seeds):
             raise ValueError("prompts and seeds pair up: give as many of each")
@@ -92,11 +112,7 @@ class CachedGenerator:
         out: list[np.ndarray | None] = [None] * len(keys)
         missing = self._lookup(keys, out)
         if missing:
-            from filelock import FileLock
-
-            lock = self.cache.lock_path(hashlib.sha256(self.identity.encode()).hexdigest()[:32])
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(lock)):
+            with self._lock():
                 missing = self._lookup(keys, out)  # another process may have computed them meanwhile
                 if missing:
                     images = self.model.generate([prompts[i] for i in missing], [int(seeds[i]) for i in missing])
