@@ -23,7 +23,7 @@ configured. A refused answer is a DegenerateOutputError (the suspect answered, b
 verdict can be read from) or an InputError (the request is wrong: 4xx, unreachable), so the
 suspect gets an error row, never a verdict built on it.
 
-Every response is saved as evidence: `evidence/<suspect>/<n>-<request sha>.{json,body}` (what
+Every response is saved as evidence: `<evidence>/<suspect>/<run time>-<n>-<request sha>.{json,body}` (what
 was asked, when, the status, headers and the body's sha256; the body itself), in the folder
 `evidence` names (relative to the manifest; default: `$ATTRIBCHECK_CACHE/http-evidence`).
 """
@@ -145,6 +145,7 @@ class HttpGenerator:
         self.opener = urllib.request.build_opener(_NoRedirect)
         self.requests = 0
         self._n = 0
+        self._started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
     def _headers(self) -> dict:
         h = {"User-Agent": "attribcheck", **self.o.headers}
@@ -201,7 +202,8 @@ class HttpGenerator:
         self.evidence.mkdir(parents=True, exist_ok=True)
         self._n += 1
         rid = hashlib.sha256(json.dumps([prompt, int(seed)]).encode()).hexdigest()[:16]
-        stem = self.evidence / f"{self._n:05d}-{rid}"
+        # never overwritten: a later run's answers sit beside the earlier ones
+        stem = self.evidence / f"{self._started}-{self._n:05d}-{rid}"
         stem.with_suffix(".body").write_bytes(body)
         safe_headers = {k: v for k, v in headers.items() if k.lower() not in ("set-cookie",)}
         stem.with_suffix(".json").write_text(json.dumps({
