@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy import stats
+from scipy import special
 
 from attribcheck.audit.score import p_value
 
@@ -24,7 +24,7 @@ def min_matches(k: int, p0: float, alpha: float) -> int | None:
 def power(k: int, p0: float, alpha: float, inheritance: float) -> float:
     """P(attributed) for a suspect that reproduces each key with probability `inheritance`."""
     m = min_matches(k, p0, alpha)
-    return 0.0 if m is None else float(stats.binom.sf(m - 1, k, inheritance))
+    return 0.0 if m is None else float(special.bdtrc(m - 1, k, inheritance))
 
 
 @dataclass(frozen=True)

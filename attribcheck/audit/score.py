@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special  # not scipy.stats: it costs seconds at start-up, every run
 
 from attribcheck.errors import InputError
 
@@ -69,7 +69,7 @@ def p_value(m: int, k: int, p0: float) -> float:
         raise InputError(f"{m} matches out of {k} keys", "score", "matches")
     if m <= 0:
         return 1.0
-    return float(stats.binom.sf(m - 1, k, p0))
+    return float(special.bdtrc(m - 1, k, p0))  # P[Binomial(k, p0) > m - 1]
 
 
 def p0_upper(hits: int, trials: int, k: int, level: float = 0.95) -> float:
@@ -85,5 +85,5 @@ def p0_upper(hits: int, trials: int, k: int, level: float = 0.95) -> float:
     if hits >= trials:
         upper = 1.0
     else:
-        upper = float(stats.beta.ppf(level, hits + 1, trials - hits))
+        upper = float(special.betaincinv(hits + 1, trials - hits, level))
     return max(upper, 1.0 / (2 * k))

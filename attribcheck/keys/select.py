@@ -203,14 +203,14 @@ class GenerationSelector:
 def _base_rate(own_rows: dict[str, list[np.ndarray]], delta_0: float, exclude=()) -> float:
     """How often another of a reference's generations for a prompt lies within delta_0 of its
     medoid: a 95% upper bound (a handful of reference seeds cannot show the rate is zero)."""
-    from scipy import stats
+    from scipy import special
 
     rows = [row for name, rows in own_rows.items() if name not in exclude for row in rows if len(row) > 1]
     hits = sum(int(np.sum(row < delta_0)) - 1 for row in rows)
     trials = sum(len(row) - 1 for row in rows)
     if not trials:
         raise ValueError("calibrating Strategy 2's agreement needs references and at least 2 query seeds")
-    return 1.0 if hits >= trials else float(stats.beta.ppf(0.95, hits + 1, trials - hits))
+    return 1.0 if hits >= trials else float(special.betaincinv(hits + 1, trials - hits, 0.95))
 
 
 def _medoid(distance: Distance, outs: list[np.ndarray]) -> tuple[int, np.ndarray]:

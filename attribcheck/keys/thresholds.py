@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 PAPER_DELTA_0 = 0.15  # the paper's fixed threshold (SD-scale models, RMS on 512px)
 
@@ -54,7 +54,7 @@ class Thresholds:
         agreeing = np.asarray(agreeing)
         if self.mode == "fixed":  # the paper: m of n (the medoid included) within delta_0
             return agreeing + 1 >= self.agreement * n
-        p = stats.binom.sf(agreeing - 1, n - 1, min(base_rate, 1.0))
+        p = np.where(agreeing >= 1, special.bdtrc(np.maximum(agreeing - 1, 0), n - 1, min(base_rate, 1.0)), 1.0)
         return (agreeing >= 1) & (p < self.agreement_level)
 
     def record(self, delta_0: float) -> dict:
