@@ -63,11 +63,16 @@ def encode_captions(tokenizer, text_encoder, captions: list[str], batch: int = 2
 
 
 def train_unet(unet, noise_scheduler, latents, embeds, null_embed, cfg: FinetuneConfig,
-               progress: bool = False, text_encoder=None, token_ids=None):
+               progress: bool = False, text_encoder=None, token_ids=None, callback=None,
+               callback_every: int = 0):
     """The denoising objective on precomputed latents and caption embeddings.
 
     With `text_encoder` and `token_ids`, the text encoder trains too and embeddings are
     recomputed each step (pre-training only: fine-tunes keep it frozen, as SD fine-tunes do).
+    `callback(steps_done)` runs every `callback_every` steps (studies measure a run as it
+    goes); it must leave the models as it found them, and it draws nothing from the training
+    generator, so with a constant learning rate the model after n steps is the one a run of
+    n steps would give.
     """
     import torch
 
@@ -103,6 +108,10 @@ def train_unet(unet, noise_scheduler, latents, embeds, null_embed, cfg: Finetune
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if callback is not None and callback_every and (step + 1) % callback_every == 0:
+            unet.eval()
+            callback(step + 1)
+            unet.train()
     unet.eval()
     if text_encoder is not None:
         text_encoder.eval()
@@ -110,8 +119,9 @@ def train_unet(unet, noise_scheduler, latents, embeds, null_embed, cfg: Finetune
 
 
 def finetune(base: str | Path, dataset, cfg: FinetuneConfig, out_dir: str | Path,
-             progress: bool = False) -> Path:
-    """Fine-tune the UNet of the pipeline at `base` on a CaptionDataset; save a pipeline folder."""
+             progress: bool = False, callback=None, callback_every: int = 0) -> Path:
+    """Fine-tune the UNet of the pipeline at `base` on a CaptionDataset; save a pipeline folder.
+    `callback(steps_done, pipeline)` as in `train_unet`."""
     import torch
     from diffusers import DDPMScheduler, StableDiffusionPipeline
 
@@ -123,7 +133,9 @@ def finetune(base: str | Path, dataset, cfg: FinetuneConfig, out_dir: str | Path
     latents = encode_images(pipe.vae, images)
     embeds = encode_captions(pipe.tokenizer, pipe.text_encoder, [s.caption for s in dataset])
     null_embed = encode_captions(pipe.tokenizer, pipe.text_encoder, [""])
-    train_unet(pipe.unet, noise_scheduler, latents, embeds, null_embed, cfg, progress)
+    hook = (lambda n: callback(n, pipe)) if callback is not None else None
+    train_unet(pipe.unet, noise_scheduler, latents, embeds, null_embed, cfg, progress,
+               callback=hook, callback_every=callback_every)
     pipe.unet.to(getattr(torch, cfg.save_dtype))
     out_dir = Path(out_dir)
     pipe.save_pretrained(str(out_dir), safe_serialization=True)

@@ -46,6 +46,14 @@ def link_shared(pipeline_dir: Path, component: str, target: Path) -> None:
     dst.symlink_to(os.path.relpath(target, pipeline_dir))
 
 
+def _build_priority(name: str) -> tuple:
+    """Build order: the p0 references, one seed of every suspect (highest rho first), the
+    twin, further seeds. Each model's data and seed do not depend on the order."""
+    seed = int(name.rsplit("-s", 1)[1]) if name.rsplit("-s", 1)[-1].isdigit() else 0
+    rho = float(name.split("-rho")[1].split("-")[0]) if "-rho" in name else 0.0
+    return seed, int(name == "ref-twin"), int(not name.startswith("ref-")), -rho
+
+
 class WorldBuilder:
     def __init__(self, root: str | Path, cfg: WorldConfig | None = None):
         self.layout = WorldLayout(Path(root))
@@ -64,7 +72,24 @@ class WorldBuilder:
             path.write_text(json.dumps({k: [data.ids[i] for i in v] for k, v in idx.items()}))
         position = {sid: i for i, sid in enumerate(data.ids)}
         splits = json.loads(path.read_text())
-        return data, {k: data.subset([position[sid] for sid in v]) for k, v in splits.items()}
+        out = {k: data.subset([position[sid] for sid in v]) for k, v in splits.items()}
+        if self.cfg.source_duplicate_share > 0:
+            out["source"] = self.duplicated_source(dataset, out["source"])
+        return data, out
+
+    def duplicated_source(self, dataset: str, unique):
+        """D_S with a share of its images repeated as near-duplicates, each copy captioned anew
+        (seeded); written beside the splits as `source_set.json` for inspection."""
+        from attribcheck.lab.datasets.webcaptions import duplicate
+
+        c = self.cfg
+        d_s, counts = duplicate(unique, c.source_duplicate_share, tuple(c.source_duplicate_copies),
+                                c.near_duplicate_jitter, seed=c.seed + sum(map(ord, dataset)),
+                                same_caption=c.source_duplicate_same_caption)
+        path = self.layout.dataset(dataset) / "source_set.json"
+        if not path.exists():
+            path.write_text(json.dumps({"copies": counts, "pairs": [[s.id, s.caption] for s in d_s]}, indent=0))
+        return d_s
 
     def shared(self):
         """The one tiny VAE (trained on every dataset's pre-training pool) and the tokenizer."""
@@ -76,6 +101,14 @@ class WorldBuilder:
 
         out = self.layout.shared
         if is_done(out):
+            return
+        if self.cfg.shared_from:  # another world's VAE and tokenizer, linked, not retrained
+            other = (self.layout.root / self.cfg.shared_from / "shared").resolve()
+            if not is_done(other):
+                raise FileNotFoundError(f"shared_from: {other} is not a built world's shared folder; build it first")
+            if not out.is_symlink():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.symlink_to(os.path.relpath(other, self.layout.root))
             return
         tiny = TinyConfig(image_size=self.cfg.side, seed=self.cfg.seed)
         write_char_vocab(out / "tokenizer", tiny.max_length)
@@ -145,12 +178,12 @@ class WorldBuilder:
     def generator(self, dataset: str, name: str):
         from attribcheck.models.diffusers_generator import DiffusersGenerator
 
-        return DiffusersGenerator.from_path(self.layout.model(dataset, name), self.sampler(), name)
+        return DiffusersGenerator.from_path(self.layout.model(dataset, name), self.protocol(), name)
 
-    def sampler(self):
-        from attribcheck.models.generator import SamplerConfig
+    def protocol(self):
+        from attribcheck.models.protocol import QueryProtocol
 
-        return SamplerConfig(steps=self.cfg.sampler_steps, guidance_scale=1.0)
+        return QueryProtocol(steps=self.cfg.sampler_steps, guidance_scale=1.0)
 
     def source_generations(self, dataset: str, prompts: list[str]) -> np.ndarray:
         """What an infringer collects: the source's images for its domain's prompts."""
@@ -196,11 +229,15 @@ class WorldBuilder:
         return list(dict.fromkeys(list(splits["source"].captions) + list(splits["domain_extra"].captions)))
 
     def keys(self, dataset: str, splits) -> None:
-        from attribcheck.keys.select import SelectionContext, get_selector
+        from attribcheck.keys.keyset import MIN_KEYS
+        from attribcheck.keys.select import SelectionContext, describe, get_selector
+        from attribcheck.keys.thresholds import Thresholds
         from attribcheck.metrics.distance import get_distance
 
         c = self.cfg
-        todo = [s for s in ("detection", "generation", "random") if not (self.layout.keys(dataset, s) / "keyset.json").exists()]
+        todo = [s for s in ("detection", "generation", "random")
+                if not (self.layout.keys(dataset, s) / "selection.json").exists()
+                and not (self.layout.keys(dataset, s) / "keyset.json").exists()]
         if not todo:
             return
         models = {n: self.generator(dataset, n) for n in ("source", "base", "ref-twin", "ref-innocent", "ref-calibration")}
@@ -213,14 +250,19 @@ class WorldBuilder:
             ctx = SelectionContext(
                 source=models["source"], references={n: models[n] for n in c.key_filters[strategy]},
                 calibration={n: models[n] for n in ("ref-innocent", "ref-calibration")},
-                sampler=self.sampler(), distance=get_distance("rms"), delta_0=c.delta_0,
-                query_seeds=c.query_seeds)
+                protocol=self.protocol(), distance=get_distance("rms"), query_seeds=c.query_seeds,
+                thresholds=Thresholds(mode=c.thresholds, delta_0=c.delta_0), filter_only=("ref-twin",))
             # Strategy 1 and 2 keep every key that passes (best margin first): K = c.k by
             # default, and the K-ablation takes prefixes.
             k = c.k if strategy == "random" else 10_000
             ks = get_selector(strategy, k=k).select(ctx, pools[strategy])
-            ks.save(self.layout.keys(dataset, strategy))
-            _log(f"{dataset}: {strategy} keys: {len(ks)} of {ks.candidates} candidates")
+            folder = self.layout.keys(dataset, strategy)
+            folder.mkdir(parents=True, exist_ok=True)
+            # what selection did, kept even when too few keys pass to make a key set
+            (folder / "selection.json").write_text(json.dumps(ks.selection, indent=1, allow_nan=False) + "\n")
+            _log(f"{dataset}: {strategy} keys: {len(ks)} of {ks.candidates} candidates; {describe(ks)}")
+            if len(ks) >= MIN_KEYS:
+                ks.save(folder)
 
     def build_dataset(self, dataset: str) -> None:
         _, splits = self.data(dataset)
@@ -228,7 +270,10 @@ class WorldBuilder:
         c = self.cfg
         self.finetune(dataset, "source", splits["source"], c.source_steps, c.source_lr, self.seed_base + 2)
         self._grid = self.source_generations(dataset, self.domain_prompts(splits))
-        for name, train_set, seed in self.suspect_plan(splits):
+        # a build cut short still leaves a usable world (see _build_priority); resuming fills
+        # in the rest
+        plan = sorted(self.suspect_plan(splits), key=lambda p: _build_priority(p[0]))
+        for name, train_set, seed in plan:
             steps = c.twin_steps if name == "ref-twin" else c.suspect_steps
             lr = c.source_lr if name == "ref-twin" else c.suspect_lr
             self.finetune(dataset, name, train_set, steps, lr, seed)

@@ -16,6 +16,16 @@ class WorldConfig(JsonConfig):
     source_size: int = 60  # the source owner's fine-tuning set D_S
     domain_extra: int = 40  # other captions of the domain: an infringer's prompts mix both
     real_pool: int = 200  # real pairs suspects train on
+    # Duplicates in D_S (the partial world; 0 = none, the emoji world): a share of D_S's images
+    # appears k ~ U{lo..hi} times as near-duplicates (resampled and re-exposed by up to
+    # `near_duplicate_jitter`), each copy captioned anew (`lab/datasets/webcaptions.py`).
+    source_duplicate_share: float = 0.0
+    source_duplicate_copies: list = field(default_factory=lambda: [1, 1])
+    near_duplicate_jitter: float = 0.0
+    source_duplicate_same_caption: float = 0.75  # share of copies that keep their original's caption
+    # Link another built world's shared VAE and tokenizer (a path relative to this world's
+    # folder, e.g. "../world") instead of training them: "" trains them here.
+    shared_from: str = ""
     # training
     vae_steps: int = 1500
     twin_steps: int = 4000
@@ -42,6 +52,9 @@ class WorldConfig(JsonConfig):
     # are so alike at RMS 0.15 that innocents reproduce ~20% of any key set (README)
     suite_keys: dict = field(default_factory=lambda: {"emoji": "generation"})
     k: int = 30
+    # "fixed": delta_0 below and Strategy 2's n/2 agreement (the emoji world's keys); "calibrated":
+    # both from the reference models (keys/thresholds.py)
+    thresholds: str = "fixed"
     delta_0: float = 0.15
     query_seeds: list = field(default_factory=lambda: [0, 1, 2, 3])
     sampler_steps: int = 50
