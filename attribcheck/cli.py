@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--delta-0", dest="delta_0", type=float, default=0.15, help="fixed: the match threshold")
     ks.add_argument("--agreement", type=float, default=0.5,
                     help="fixed: share of Strategy 2's generations that must agree with their medoid")
-    ks.add_argument("--metric", default="rms", choices=["rms", "tiled_rms"])
+    ks.add_argument("--metric", default="rms", choices=["rms", "tiled_rms", "aligned_rms"])
     ks.add_argument("--query-seeds", type=int, default=4, help="seeds per key at query time")
     ks.add_argument("--protocol", help="a QueryProtocol JSON file (scheduler, steps, guidance, size, dtype)")
     ks.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
