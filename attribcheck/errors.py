@@ -55,3 +55,19 @@ def from_validation(err, where: str | Path | None) -> InputError:
         msg = "unknown key (a typo?)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return InputError(msg + more, where, loc or None)
+
+
+def read_json_object(path: Path, missing: str = "no such file") -> dict:
+    """A JSON object from an untrusted file, or an InputError naming the file."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(missing, path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e})", path) from e
+    if not isinstance(data, dict):
+        raise InputError("not a JSON object", path)
+    return data

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from attribcheck import images
-from attribcheck.errors import InputError, IntegrityError, from_validation
+from attribcheck.errors import InputError, IntegrityError, from_validation, read_json_object
 from attribcheck.models.protocol import QueryProtocol
 
 FORMAT_VERSION = 2  # 2: `protocol` without device or batch size (they never change an image)
@@ -171,13 +171,8 @@ class KeySet:
     def load(cls, folder: str | Path, verify: bool = True) -> "KeySet":
         folder = Path(folder)
         path = folder / FILENAME
-        if not path.is_file():
-            raise InputError(f"no {FILENAME}: not a key set folder", folder)
-        try:
-            raw = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"not valid JSON ({e})", path) from e
-        if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
+        raw = read_json_object(path, f"no {FILENAME}: not a key set folder")
+        if raw.get("format_version") != FORMAT_VERSION:
             raise InputError(f"format {raw.get('format_version')!r} is not {FORMAT_VERSION}; re-select the keys "
                              f"with this version of attribcheck", path, "format_version")
         try:

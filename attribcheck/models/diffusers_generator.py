@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from attribcheck.errors import InputError, IntegrityError
+from attribcheck.errors import InputError, IntegrityError, read_json_object
 from attribcheck.models.protocol import QueryProtocol, Runtime
 
 
@@ -34,19 +34,10 @@ LIBRARIES = ("diffusers", "transformers")  # where a pipeline's components may c
 def check_model_index(folder: Path) -> None:
     """A suspect's model_index.json names the classes diffusers will build: only diffusers
     pipelines, and components from diffusers or transformers (no custom code, ever)."""
-    import json
-
     import diffusers
 
     path = folder / "model_index.json"
-    if not path.is_file():
-        raise InputError("not a diffusers pipeline folder (no model_index.json)", folder)
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path) from e
-    if not isinstance(index, dict):
-        raise InputError("not a JSON object", path)
+    index = read_json_object(path, "not a diffusers pipeline folder (no model_index.json)")
     cls = getattr(diffusers, str(index.get("_class_name")), None)
     if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
         raise IntegrityError(f"{index.get('_class_name')!r} is not a diffusers pipeline", path, "_class_name")

@@ -9,10 +9,9 @@ one an InputError.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from attribcheck.errors import InputError, IntegrityError
+from attribcheck.errors import IntegrityError, read_json_object
 
 KEYS = {"format_version", "bins", "classifier", "X", "y", "metadata"}
 REQUIRED = ("bins", "classifier", "X", "y")
@@ -27,14 +26,7 @@ def read(path: Path) -> dict:
     def fail(message, field=None):
         raise IntegrityError(message, path, field)
 
-    if not path.is_file():
-        raise InputError("no such file", path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path) from e
-    if not isinstance(data, dict):
-        fail("must be a JSON object")
+    data = read_json_object(path)
     for key in data:
         if key not in KEYS:
             fail("unknown key", key)
