@@ -77,7 +77,11 @@ def nearest_distance(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0).min(1) / a.shape[1])
 
 
-def measure(world: str | Path, dataset: str, models: list[str] | None = None, seeds=(0, 1, 2, 3)) -> dict:
+def measure(world: str | Path, dataset: str, models: list[str] | None = None, seeds=(0, 1, 2, 3),
+            previous: dict | None = None, all_pairs: bool = False) -> dict:
+    """The report; `previous` (an earlier report of the same world) reuses its source
+    measurement and keeps its other models' entries. `all_pairs` also measures each model
+    on every pair of D_S (the candidates' distances that thresholds are calibrated from)."""
     from attribcheck.lab.world.build import WorldBuilder
     from attribcheck.lab.world.config import WorldConfig
     from attribcheck.lab.world.layout import WorldLayout, is_done
@@ -91,17 +95,32 @@ def measure(world: str | Path, dataset: str, models: list[str] | None = None, se
     copies = json.loads(copies_path.read_text())["copies"] if copies_path.exists() else {}
     distinct = nearest_distance(d_s.images, splits["pretrain"].images)
     report = {"delta_0": cfg.delta_0, "seeds": list(seeds), "models": {}}
-    r_src = reconstruction(builder.generator(dataset, "source"), d_s, seeds)
+    if previous and previous.get("seeds") == list(seeds) and "r" in previous.get("source", {}):
+        r_src = np.array(previous["source"]["r"])
+        report["models"] = dict(previous.get("models", {}))
+    else:
+        r_src = reconstruction(builder.generator(dataset, "source"), d_s, seeds)
     report["source"] = source_summary(r_src, d_s.ids, copies, distinct, cfg.delta_0)
+    report["source"]["r"] = r_src.round(5).tolist()
+    report["source"]["ids"] = d_s.ids
     memorized = np.where(r_src.min(1) < cfg.delta_0)[0]
     report["source"]["memorized_ids"] = [d_s.ids[i] for i in memorized]
     keys = d_s.subset(memorized)
     names = models or sorted(p.name for p in (layout.dataset(dataset) / "models").iterdir()
                              if is_done(p) and p.name != "source")
     for name in names:
-        r = reconstruction(builder.generator(dataset, name), keys, seeds).min(1) if len(keys) else np.zeros(0)
+        gen = builder.generator(dataset, name)
+        if all_pairs:
+            r_all = reconstruction(gen, d_s, seeds).min(1)
+            r = r_all[memorized]
+        else:
+            r_all, r = None, (reconstruction(gen, keys, seeds).min(1) if len(keys) else np.zeros(0))
         report["models"][name] = {"reproduces": share(r < cfg.delta_0), "bins": bins(r),
-                                  "mean": float(r.mean()) if r.size else None}
+                                  "mean": float(r.mean()) if r.size else None,
+                                  "r_memorized": r.round(5).tolist()}
+        if r_all is not None:
+            report["models"][name]["r_all_pairs"] = r_all.round(5).tolist()
+            report["models"][name]["reproduces_all_pairs"] = share(r_all < cfg.delta_0)
         print(f"{name:24s} reproduces {report['models'][name]['reproduces']:.3f} of the source's "
               f"{len(keys)} memorized pairs; bins {np.round(bins(r), 3).tolist()}", flush=True)
     return report
@@ -114,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", default="fixtures/world-partial")
     ap.add_argument("--dataset", default="emoji-web")
     ap.add_argument("--model", action="append", help="measure only these models besides the source")
+    ap.add_argument("--all-pairs", action="store_true", help="also measure the models on every pair of D_S")
+    ap.add_argument("--fresh", action="store_true", help="measure the source again; drop earlier entries")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = measure(args.world, args.dataset, args.model)
-    src = report["source"]
-    print(json.dumps({k: v for k, v in src.items() if k != "memorized_ids"}, indent=1))
     out = Path(args.world) / args.dataset / "memorization.json"
+    previous = None if args.fresh or not out.exists() else json.loads(out.read_text())
+    report = measure(args.world, args.dataset, args.model, previous=previous, all_pairs=args.all_pairs)
+    src = report["source"]
+    print(json.dumps({k: v for k, v in src.items() if k not in ("memorized_ids", "r", "ids")}, indent=1))
     out.write_text(json.dumps(report, indent=1))
     print("wrote", out)
     return 0
