@@ -88,8 +88,10 @@ def run(args) -> int:
     for layout in worlds(args.world):
         cfg = WorldConfig.load(layout.config)
         for d in cfg.datasets:
-            if not (layout.model(d, "source") / ".done").exists():
-                print(f"{layout.root}/{d}: not built; skipped")
+            names = [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
+            missing = [n for n in names if not (layout.model(d, n) / ".done").exists()]
+            if missing:  # a world part-built (resumable): say so rather than report a partial mean
+                print(f"{layout.root}/{d}: {len(missing)} models not built ({', '.join(missing[:4])}, ...); skipped")
                 continue
             results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha)
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
