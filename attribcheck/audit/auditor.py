@@ -3,6 +3,7 @@ key set -> query suspect -> measure -> score -> verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -74,6 +75,12 @@ class Auditor:
         self.null_models = sorted(null_models(self.keyset, self.innocents))  # what p0 rests on
         self.innocent_level = innocent_level(self.keyset, self.delta_0)
         self.distance = get_distance(self.keyset.distance)
+
+    @cached_property
+    def keyset_hash(self) -> str:
+        """The key set's content hash, once: every report row names it, and hashing reads
+        every key image."""
+        return self.keyset.content_hash()
 
     def power(self):
         """What this key set can detect at this alpha (audit/power.py)."""

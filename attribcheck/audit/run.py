@@ -138,8 +138,9 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
     return result
 
 
-def keyset_info(manifest: Manifest, keyset: KeySet) -> dict:
-    return {"path": str(manifest.keys), "content_hash": keyset.content_hash(), "strategy": keyset.strategy,
+def keyset_info(manifest: Manifest, auditor: Auditor) -> dict:
+    keyset = auditor.keyset
+    return {"path": str(manifest.keys), "content_hash": auditor.keyset_hash, "strategy": keyset.strategy,
             "k": len(keyset), "delta_0": keyset.delta_0, "metric": keyset.distance,
             "protocol": keyset.protocol.to_dict(), "query_seeds": list(keyset.query_seeds)}
 
@@ -149,7 +150,7 @@ def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[Suspe
     """One manifest's entry of the audit report (attribcheck.report.AuditEntry)."""
     entry = {"name": manifest.name, "manifest": str(manifest.path)}
     if auditor is not None:
-        entry.update(keyset=keyset_info(manifest, auditor.keyset), alpha=auditor.alpha,
+        entry.update(keyset=keyset_info(manifest, auditor), alpha=auditor.alpha,
                      p0_models=auditor.null_models, p0=auditor.p0,
                      min_conf_attributable=auditor.power().min_conf)
     entry["suspects"] = [r.report(auditor) for r in results]
