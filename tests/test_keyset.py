@@ -122,3 +122,13 @@ def test_head_keeps_order_and_protocol():
     keys = [Key(str(i), f"c{i}", np.zeros((6, 6, 3), np.float32), 0.01 * i, {"base": 0.5}) for i in range(5)]
     ks = make(keys).head(3)
     assert [k.id for k in ks.keys] == ["0", "1", "2"] and ks.protocol.steps == 7
+
+
+@pytest.mark.parametrize("metric, field", [({"name": "rms", "side": "big"}, "distance"),
+                                           ({"name": "tiled_rms", "tiles": 0}, "distance"),
+                                           ({"name": "rms", "colour": 1}, "distance"),
+                                           ({"name": "nope"}, "distance")])
+def test_key_set_metric_parameters_are_checked(tmp_path, metric, field):
+    saved(tmp_path, distance=metric)
+    with pytest.raises(InputError, match=f"keyset.json: {field}"):
+        KeySet.load(tmp_path)

@@ -94,6 +94,11 @@ class Distance:
     higher_is_better: bool = False  # a distance: lower means the suspect reproduces the key
     default_delta_0: float = 0.15
 
+    def __post_init__(self):
+        # a key set names its metric; what it says is untrusted until checked
+        if self.side is not None and not (isinstance(self.side, int) and 1 <= self.side <= 4096):
+            raise InputError(f"side {self.side!r}: an integer in [1, 4096] or null", field="distance.side")
+
     def __call__(self, x: np.ndarray, y: np.ndarray) -> float:
         raise NotImplementedError
 
@@ -118,6 +123,11 @@ class TiledRMSDistance(Distance):
     tiles: int = 4
     default_delta_0: float = 0.25  # a maximum over tiles sits above the plain RMS
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not (isinstance(self.tiles, int) and 1 <= self.tiles <= 64):
+            raise InputError(f"tiles {self.tiles!r}: an integer in [1, 64]", field="distance.tiles")
+
     def __call__(self, x, y):
         return tiled_rms_distance(x, y, self.side, self.tiles)
 
@@ -134,6 +144,7 @@ class AlignedRMSDistance(Distance):
     zooms: tuple = (1.0, 0.95, 0.9, 0.85)
 
     def __post_init__(self):
+        super().__post_init__()
         zooms = tuple(self.zooms)
         if not (1 <= len(zooms) <= 16 and all(isinstance(z, (int, float)) and 0.5 <= z <= 1 for z in zooms)):
             raise InputError(f"zooms {self.zooms!r}: 1 to 16 factors in [0.5, 1]", field="distance.zooms")
