@@ -67,7 +67,7 @@ def _world_build(args) -> int:
     from attribcheck.lab.world.manifests import write_manifest
 
     cfg = WorldConfig.load(args.config) if args.config else WorldConfig()
-    builder = WorldBuilder(args.out, cfg)
+    builder = WorldBuilder(args.out, cfg, workers=args.workers)
     builder.build(args.dataset or None)
     if args.suites:
         for d in args.dataset or cfg.datasets:
@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     wb.add_argument("--config", help="a WorldConfig JSON file (default: the shipped recipe)")
     wb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
     wb.add_argument("--suites", default="suites", help="write audit manifests here ('' for none)")
+    wb.add_argument("--workers", type=int, default=1,
+                    help="suspects and references fine-tuned at once (CPU: one per core or two)")
     wb.set_defaults(func=_world_build)
 
     shadows = sub.add_parser("shadows", help="shadow models for the discriminator").add_subparsers(

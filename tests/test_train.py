@@ -32,6 +32,19 @@ def test_mix_refuses_impossible_requests():
         mix(_real(10), gens, 10, 0.5, 0)
 
 
+def test_weighted_mix_draws_popular_prompts_more_often_each_generation_once():
+    grid = np.ones((20, 4, 4, 4, 3), np.float32)
+    gens = generated_dataset([f"prompt {i}" for i in range(20)], grid)
+    weights = [50.0 if s.caption == "prompt 0" else 1.0 for s in gens]  # prompt 0: common
+    out = mix(_real(60), gens, 30, 0.5, 3, weights=weights)
+    generated = [s for s in out if s.id.startswith("gen-")]
+    assert len(generated) == 15 and len({s.id for s in generated}) == 15  # no generation twice
+    assert sum(s.caption == "prompt 0" for s in generated) == 4  # all of its seeds
+    assert mix(_real(60), gens, 30, 0.5, 3, weights=weights).ids == out.ids
+    with pytest.raises(ValueError, match="one positive weight"):
+        mix(_real(60), gens, 30, 0.5, 3, weights=[1.0] * 5)
+
+
 MICRO = dict(datasets=["digits"], pretrain_size=16, source_size=8, domain_extra=4, real_pool=24,
              vae_steps=3, base_steps=3, source_steps=3, twin_steps=3, suspect_steps=3,
              suspect_size=8, rhos=[1.0], suspect_seeds=[0], innocent_seeds=[0], k=5,
@@ -77,6 +90,31 @@ def test_micro_world_builds_and_resumes(micro_world):
     assert (layout.model("digits", "source") / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime == stamp
     with pytest.raises(ValueError, match="another recipe"):
         WorldBuilder(root, WorldConfig(datasets=["digits"])).build()
+
+
+def test_micro_world_with_domain_prompts_and_guidance_builds_in_two_workers(tmp_path):
+    """The partial world's recipe switches (prompts as often as the domain writes them,
+    caption dropout with guidance) at toy size, its suspects trained two at once."""
+    from attribcheck.lab.world.build import WorldBuilder
+    from attribcheck.lab.world.config import WorldConfig
+
+    cfg = WorldConfig(**{**MICRO, "infringer_prompts": "domain", "guidance_scale": 2.0, "caption_dropout": 0.1,
+                         "source_duplicate_share": 0.25, "source_duplicate_copies": [3, 3],
+                         "near_duplicate_jitter": 0.02, "key_filters": {s: ["base"] for s in ("detection", "generation", "random")}})
+    builder = WorldBuilder(tmp_path / "w", cfg, workers=2)
+    builder.build()
+    layout = builder.layout
+    for name in ("source", "infringer-rho1.0-s0", "innocent-s0", "ref-twin", "ref-calibration"):
+        folder = layout.model("digits", name)
+        assert (folder / ".done").exists() and (folder / "text_encoder").is_symlink()
+        assert json.loads((folder / "finetune_config.json").read_text())["caption_dropout"] == 0.1
+    assert builder.protocol().guidance_scale == 2.0
+    _, splits = builder.data("digits")
+    gens, weights = builder.generated_pool(splits, builder._grid)
+    assert len(weights) == len(gens) and max(weights) > 1  # a duplicated caption weighs more
+    planned = {n: t.ids for n, t, _ in builder.suspect_plan(splits)}
+    trained = json.loads((layout.model("digits", "infringer-rho1.0-s0") / "train_set.json").read_text())["ids"]
+    assert trained == planned["infringer-rho1.0-s0"]
 
 
 def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from attribcheck.errors import InputError, IntegrityError
+from attribcheck.errors import IntegrityError
 from attribcheck.statistical import estimators
 from attribcheck.statistical.features import DEFAULT_BINS, profile_features
 

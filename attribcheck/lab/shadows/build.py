@@ -7,8 +7,6 @@ same loop builds Baseline 1's watermark infringers (trained on stamped source im
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 from attribcheck.lab.shadows.config import ShadowConfig
@@ -56,8 +54,6 @@ class ShadowBuilder:
         return self.watermark_root / dataset / f"watermark-infringer-rho{rho_tag(rho)}"
 
     def _generations(self, dataset: str, stamp: bool = False):
-        from attribcheck.lab.train.mix import generated_dataset
-
         w = self.world
         _, splits = w.data(dataset)
         prompts = w.domain_prompts(splits)
@@ -67,29 +63,29 @@ class ShadowBuilder:
 
             mark = DctWatermark(self.watermark, side=w.cfg.side)
             grid = mark.embed_many(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape)
-        return splits["real"], generated_dataset(prompts, grid)
+        return splits["real"], w.generated_pool(splits, grid)
 
     def shadow_jobs(self, dataset: str):
         from attribcheck.lab.train.mix import mix, overlap_mix
 
-        real, gens = self._generations(dataset)
+        real, (gens, weights) = self._generations(dataset)
         d_s = self.world.data(dataset)[1]["source"]
         n = self.cfg.size or self.world.cfg.suspect_size
         for name, rho, offset in self.cfg.plan():
             seed = self.cfg.seed + 100 * (sum(map(ord, dataset)) % 100) + offset
             # overlap innocents are built like the world's overlap innocent
             train = (overlap_mix(d_s, real, gens, n, self.world.cfg.overlap_share, seed) if "overlap" in name
-                     else mix(real, gens, n, rho, seed))
+                     else mix(real, gens, n, rho, seed, weights=weights if rho > 0 else None))
             yield dataset, self.folder(dataset, name), train, seed
 
     def watermark_jobs(self, dataset: str):
         from attribcheck.lab.train.mix import mix
 
-        real, gens = self._generations(dataset, stamp=True)
+        real, (gens, weights) = self._generations(dataset, stamp=True)
         n = self.cfg.size or self.world.cfg.suspect_size
         for i, rho in enumerate(self.world.cfg.rhos):
             seed = self.cfg.seed + 50 + 100 * (sum(map(ord, dataset)) % 100) + i
-            yield dataset, self.watermark_infringer(dataset, rho), mix(real, gens, n, rho, seed), seed
+            yield dataset, self.watermark_infringer(dataset, rho), mix(real, gens, n, rho, seed, weights=weights), seed
 
     def build(self, datasets: list[str] | None = None, watermark: bool = False, workers: int = 1,
               executor=None) -> Path:
@@ -118,13 +114,12 @@ class ShadowBuilder:
 
         from rich.progress import Progress
 
-        from attribcheck.lab.train.finetune import FinetuneConfig
 
         w = self.world
         todo = [j for j in jobs if not is_done(j[1])]
-        tasks = [(str(w.layout.model(d, "base")), train_set, str(out), FinetuneConfig(
-            steps=self.cfg.steps or w.cfg.suspect_steps, seed=seed, resolution=w.cfg.side,
-            learning_rate=self.cfg.learning_rate or w.cfg.suspect_lr).to_dict()) for d, out, train_set, seed in todo]
+        tasks = [(str(w.layout.model(d, "base")), train_set, str(out), w.finetune_config(
+            self.cfg.steps or w.cfg.suspect_steps, self.cfg.learning_rate or w.cfg.suspect_lr, seed).to_dict())
+            for d, out, train_set, seed in todo]
         with Progress() as bar:
             task = bar.add_task(f"shadow models ({how})", total=len(jobs), completed=len(jobs) - len(todo))
             if executor is None:
@@ -140,10 +135,7 @@ class ShadowBuilder:
 
 def _train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
     """Train one model and mark it done (a top-level function: worker processes run it)."""
-    from attribcheck.models.diffusers_generator import quiet
-    from attribcheck.lab.train.finetune import FinetuneConfig, finetune
+    from attribcheck.lab.world.build import train_one
 
-    quiet()
-    finetune(base, train_set, FinetuneConfig.from_dict(finetune_cfg), out)
-    Path(out, "train_set.json").write_text(json.dumps({"ids": train_set.ids}))
+    train_one(base, train_set, out, finetune_cfg)
     mark_done(Path(out))

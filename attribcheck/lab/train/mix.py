@@ -14,21 +14,34 @@ def generated_dataset(prompts: list[str], grid: np.ndarray, name: str = "generat
 
 
 def mix(real: CaptionDataset, generated: CaptionDataset, n: int, rho: float, seed: int,
-        name: str = "mixed") -> CaptionDataset:
-    """n pairs: round(rho * n) from `generated` (distinct prompts, as an infringer querying the
-    source once per prompt would have), the rest from `real`; shuffled, seeded."""
+        name: str = "mixed", weights=None) -> CaptionDataset:
+    """n pairs: round(rho * n) from `generated`, the rest from `real`; shuffled, seeded.
+
+    Without `weights`, the generated pairs have distinct prompts (an infringer querying the
+    source once per prompt). With `weights` (one per generated pair: how common its prompt
+    is in the domain), distinct generations are drawn with probability in proportion, so a
+    popular prompt comes up several times, each time with another of its seeds, as it
+    would for an infringer who prompts the way the domain's users write."""
     rng = np.random.default_rng(seed)
     n_gen = int(round(rho * n))
-    by_prompt: dict[str, list[int]] = {}
-    for i, s in enumerate(generated):
-        by_prompt.setdefault(s.caption, []).append(i)
-    prompts = sorted(by_prompt)
-    if n_gen > len(prompts):
-        raise ValueError(f"rho={rho} needs {n_gen} distinct generated prompts; {len(prompts)} available")
     if n - n_gen > len(real):
         raise ValueError(f"needs {n - n_gen} real pairs; {len(real)} available")
-    picked = [generated[int(rng.choice(by_prompt[prompts[int(j)]]))]
-              for j in rng.choice(len(prompts), n_gen, replace=False)]
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(generated),) or not np.all(w > 0):
+            raise ValueError("weights: one positive weight per generated pair")
+        if n_gen > len(generated):
+            raise ValueError(f"rho={rho} needs {n_gen} generated pairs; {len(generated)} available")
+        picked = [generated[int(i)] for i in rng.choice(len(generated), n_gen, replace=False, p=w / w.sum())]
+    else:
+        by_prompt: dict[str, list[int]] = {}
+        for i, s in enumerate(generated):
+            by_prompt.setdefault(s.caption, []).append(i)
+        prompts = sorted(by_prompt)
+        if n_gen > len(prompts):
+            raise ValueError(f"rho={rho} needs {n_gen} distinct generated prompts; {len(prompts)} available")
+        picked = [generated[int(rng.choice(by_prompt[prompts[int(j)]]))]
+                  for j in rng.choice(len(prompts), n_gen, replace=False)]
     picked += [real[int(i)] for i in rng.choice(len(real), n - n_gen, replace=False)]
     order = rng.permutation(len(picked))
     return CaptionDataset([picked[int(i)] for i in order], name)

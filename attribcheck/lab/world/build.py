@@ -54,11 +54,21 @@ def _build_priority(name: str) -> tuple:
     return seed, int(name == "ref-twin"), int(not name.startswith("ref-")), -rho
 
 
+def train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
+    """Fine-tune `base` into `out` (top level: worker processes run it); not marked done."""
+    from attribcheck.lab.train.finetune import FinetuneConfig, finetune
+
+    quiet()
+    finetune(base, train_set, FinetuneConfig.from_dict(finetune_cfg), out)
+    Path(out, "train_set.json").write_text(json.dumps({"ids": train_set.ids}, indent=0))
+
+
 class WorldBuilder:
-    def __init__(self, root: str | Path, cfg: WorldConfig | None = None):
+    def __init__(self, root: str | Path, cfg: WorldConfig | None = None, workers: int = 1):
         self.layout = WorldLayout(Path(root))
         self.cfg = cfg or WorldConfig()
         self.seed_base = self.cfg.seed * 1000
+        self.workers = workers  # models fine-tuned at once (runtime only: not in the recipe)
 
     # --- shared parts -------------------------------------------------------------------
     def data(self, dataset: str):
@@ -144,7 +154,7 @@ class WorldBuilder:
         vae = AutoencoderKL.from_pretrained(str(self.layout.shared / "vae"))
         pipe = build_pipeline(tiny, str(out / "_tok"), vae=vae)
         cfg = FinetuneConfig(steps=self.cfg.base_steps, learning_rate=self.cfg.base_lr,
-                             seed=self.seed_base + 1, resolution=self.cfg.side)
+                             seed=self.seed_base + 1, resolution=self.cfg.side)  # no caption dropout: pre-training
         images = pool.images
         tok = pipe.tokenizer(pool.captions, padding="max_length", truncation=True,
                              max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
@@ -161,16 +171,22 @@ class WorldBuilder:
         mark_done(out)
         return out
 
-    def finetune(self, dataset: str, name: str, train_set, steps: int, lr: float, seed: int) -> Path:
-        from attribcheck.lab.train.finetune import FinetuneConfig, finetune
+    def finetune_config(self, steps: int, lr: float, seed: int):
+        from attribcheck.lab.train.finetune import FinetuneConfig
 
+        return FinetuneConfig(steps=steps, learning_rate=lr, seed=seed, resolution=self.cfg.side,
+                              caption_dropout=self.cfg.caption_dropout)
+
+    def finetune(self, dataset: str, name: str, train_set, steps: int, lr: float, seed: int) -> Path:
         out = self.layout.model(dataset, name)
         if is_done(out):
             return out
         _log(f"{dataset}/{name}: fine-tuning on {len(train_set)} pairs, {steps} steps")
-        cfg = FinetuneConfig(steps=steps, learning_rate=lr, seed=seed, resolution=self.cfg.side)
-        finetune(self.layout.model(dataset, "base"), train_set, cfg, out)
-        (out / "train_set.json").write_text(json.dumps({"ids": train_set.ids}, indent=0))
+        train_one(str(self.layout.model(dataset, "base")), train_set, str(out),
+                  self.finetune_config(steps, lr, seed).to_dict())
+        return self._finish(dataset, out)
+
+    def _finish(self, dataset: str, out: Path) -> Path:
         self._link(out, dataset)
         mark_done(out)
         return out
@@ -183,7 +199,7 @@ class WorldBuilder:
     def protocol(self):
         from attribcheck.models.protocol import QueryProtocol
 
-        return QueryProtocol(steps=self.cfg.sampler_steps, guidance_scale=1.0)
+        return QueryProtocol(steps=self.cfg.sampler_steps, guidance_scale=self.cfg.guidance_scale)
 
     def source_generations(self, dataset: str, prompts: list[str]) -> np.ndarray:
         """What an infringer collects: the source's images for its domain's prompts."""
@@ -200,16 +216,16 @@ class WorldBuilder:
     # --- the world ----------------------------------------------------------------------
     def suspect_plan(self, splits) -> list[tuple[str, object, int]]:
         """(name, training set, seed) for every fine-tuned model besides the source."""
-        from attribcheck.lab.train.mix import generated_dataset, mix, overlap_mix
+        from attribcheck.lab.train.mix import mix, overlap_mix
 
         c = self.cfg
         real, d_s = splits["real"], splits["source"]
-        gens = generated_dataset(self.domain_prompts(splits), self._grid)
+        gens, weights = self.generated_pool(splits, self._grid)
         plan = []
         for rho in c.rhos:
             for s in c.suspect_seeds:
                 seed = self.seed_base + 100 + int(rho * 10) * 10 + s
-                plan.append((infringer_name(rho, s), mix(real, gens, c.suspect_size, rho, seed), seed))
+                plan.append((infringer_name(rho, s), mix(real, gens, c.suspect_size, rho, seed, weights=weights), seed))
         for s in c.innocent_seeds:
             seed = self.seed_base + 200 + s
             plan.append((innocent_name(s), mix(real, gens, c.suspect_size, 0.0, seed), seed))
@@ -223,6 +239,21 @@ class WorldBuilder:
         plan.append(("ref-twin", d_s, self.seed_base + 401))
         plan.append(("ref-calibration", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 402), self.seed_base + 402))
         return plan
+
+    def generated_pool(self, splits, grid: np.ndarray):
+        """The source's generations an infringer draws from, and each one's weight (None: the
+        recipe's infringers send each prompt once)."""
+        from collections import Counter
+
+        from attribcheck.lab.train.mix import generated_dataset
+
+        gens = generated_dataset(self.domain_prompts(splits), grid)
+        if self.cfg.infringer_prompts == "distinct":
+            return gens, None
+        if self.cfg.infringer_prompts != "domain":
+            raise ValueError(f"infringer_prompts: {self.cfg.infringer_prompts!r} is not 'distinct' or 'domain'")
+        freq = Counter(list(splits["source"].captions) + list(splits["domain_extra"].captions))
+        return gens, [float(freq[s.caption]) for s in gens]
 
     def domain_prompts(self, splits) -> list[str]:
         # attribute captions repeat (digits): a prompt is one candidate however often it occurs
@@ -273,11 +304,33 @@ class WorldBuilder:
         # a build cut short still leaves a usable world (see _build_priority); resuming fills
         # in the rest
         plan = sorted(self.suspect_plan(splits), key=lambda p: _build_priority(p[0]))
+        jobs = []
         for name, train_set, seed in plan:
             steps = c.twin_steps if name == "ref-twin" else c.suspect_steps
             lr = c.source_lr if name == "ref-twin" else c.suspect_lr
-            self.finetune(dataset, name, train_set, steps, lr, seed)
+            jobs.append((name, train_set, steps, lr, seed))
+        if self.workers > 1:
+            self._finetune_many(dataset, jobs)
+        for job in jobs:
+            self.finetune(dataset, *job)
         self.keys(dataset, splits)
+
+    def _finetune_many(self, dataset: str, jobs) -> None:
+        """Train the planned models `workers` at once (spawned processes, one CPU share each)."""
+        from concurrent.futures import as_completed
+
+        from attribcheck.lab.shadows.executors import local_executor
+
+        base = str(self.layout.model(dataset, "base"))
+        todo = [j for j in jobs if not is_done(self.layout.model(dataset, j[0]))]
+        with local_executor(self.workers) as pool:
+            futures = {pool.submit(train_one, base, train_set, str(self.layout.model(dataset, name)),
+                                   self.finetune_config(steps, lr, seed).to_dict()): name
+                       for name, train_set, steps, lr, seed in todo}
+            for f in as_completed(futures):
+                f.result()  # re-raises a worker's error
+                self._finish(dataset, self.layout.model(dataset, futures[f]))
+                _log(f"{dataset}/{futures[f]}: done")
 
     def build(self, datasets: list[str] | None = None) -> None:
         quiet()

@@ -42,6 +42,10 @@ class WorldConfig(JsonConfig):
     innocent_seeds: list = field(default_factory=lambda: [0, 1])
     overlap_share: float = 0.5  # the overlap innocent's share of real pairs taken from D_S
     generation_seeds: int = 2  # source images per domain prompt an infringer can draw from
+    # How an infringer picks the prompts it sends the source: "distinct" (each domain prompt
+    # at most once: the emoji world), or "domain" (as often as the domain's users write them:
+    # a caption repeated in D_S comes up in proportion, each time with another seed)
+    infringer_prompts: str = "distinct"
     # key selection and querying
     # reference models that filter each strategy's keys (`ref-innocent` and `ref-calibration`
     # are always held out to calibrate p0). Strategy 1 as the paper has it (the base only);
@@ -58,3 +62,5 @@ class WorldConfig(JsonConfig):
     delta_0: float = 0.15
     query_seeds: list = field(default_factory=lambda: [0, 1, 2, 3])
     sampler_steps: int = 50
+    guidance_scale: float = 1.0  # > 1 needs models trained with caption dropout
+    caption_dropout: float = 0.0  # every fine-tune's share of captions replaced by ""
