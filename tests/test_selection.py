@@ -150,3 +150,21 @@ def test_a_twin_filters_keys_but_does_not_calibrate_delta_0():
     ks = GenerationSelector(n=4).select(ctx, PROMPTS)
     assert ks.delta_0 == alone.delta_0 and ks.selection["thresholds"]["filter_only"] == ["twin"]
     assert len(ks) == 0 and ks.selection["counts"]["reproduced_by"]["twin"] == 8  # all it reproduces is gone
+
+
+def test_near_duplicate_keys_count_once():
+    """A training image repeated under several captions passes every filter each time, but is
+    one piece of evidence: the better-ranked copy is kept, the others counted as dropped."""
+    from attribcheck.keys.select import _filter
+    from attribcheck.metrics.distance import get_distance
+
+    img = np.full((8, 8, 3), 0.5, np.float32)
+    other = np.zeros((8, 8, 3), np.float32)
+    captions = ["capricorn sticker", "cartoon capricorn", "a gem stone"]
+    targets = [img, img + 0.01, other]
+    r_source = np.array([0.05, 0.02, 0.05])
+    refs = {"base": np.array([0.4, 0.4, 0.4])}
+    counts = {}
+    keys = _filter(["a", "a~c1", "b"], captions, targets, r_source, refs, 0.15, 30, counts, get_distance("rms"))
+    assert [k.id for k in keys] == ["a~c1", "b"] and counts["near_duplicates"] == 1 and counts["passed"] == 2
+    assert len(_filter(["a", "a~c1", "b"], captions, targets, r_source, refs, 0.15, 30, {})) == 3  # no distance: as before

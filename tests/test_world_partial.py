@@ -141,3 +141,13 @@ def test_source_summary_splits_groups():
     assert s["duplicated"]["best_of_seeds"] == 1.0 and s["singleton"]["best_of_seeds"] == pytest.approx(1 / 3)
     assert s["images"] == {"images": 4, "best_of_seeds": 0.5}
     assert bins(np.array([0.05, 0.12, 0.17, 0.22, 0.3])) == [0.2] * 5
+
+
+def test_source_summary_reports_every_seed_but_best_of_the_query_seeds_only():
+    from attribcheck.lab.world.memorization import source_summary
+
+    ids = ["a", "b"]
+    # third column: the infringer's generation seed, not a query seed
+    r = np.array([[0.05, 0.3, 0.3], [0.3, 0.3, 0.1]])
+    s = source_summary(r, ids, {}, None, 0.15, n_query=2)
+    assert s["all"]["best_of_seeds"] == 0.5 and s["all"]["per_seed"] == [0.5, 0.0, 0.5]

@@ -76,8 +76,13 @@ def _pool_captions(pool) -> list[str]:
 
 
 def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], delta_0: float, k: int,
-            counts: dict) -> list[Key]:
-    """Keep what the source reproduces and no reference does, ranked by margin (evidence)."""
+            counts: dict, distance: Distance | None = None) -> list[Key]:
+    """Keep what the source reproduces and no reference does, ranked by margin (evidence).
+
+    With `distance`, a key whose image lies within delta_0 / 2 of a better-ranked key's image
+    is dropped: a duplicated training image under several captions is one piece of evidence,
+    and the binomial test counts keys as independent. (Half of delta_0: delta_0 itself is
+    where distinct pictures already meet at the innocent rate.)"""
     keys = []
     dropped = counts.setdefault("reproduced_by", {n: 0 for n in r_refs})
     for i in range(len(captions)):
@@ -91,6 +96,14 @@ def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], del
             continue
         keys.append(Key(ids[i], captions[i], targets[i], float(r_source[i]), refs))
     keys.sort(key=lambda key: -key.margin)
+    if distance is not None:
+        kept: list[Key] = []
+        for key in keys:
+            if all(distance(key.image, other.image) >= delta_0 / 2 for other in kept):
+                kept.append(key)
+            else:
+                counts["near_duplicates"] = counts.get("near_duplicates", 0) + 1
+        keys = kept
     counts["passed"] = len(keys)
     return keys[:k]
 
@@ -137,7 +150,7 @@ class DetectionSelector:
         r_refs = {n: ctx.r(m, caps, targets, f"reference {n}") for n, m in ctx.references.items()}
         delta_0 = _calibrate(ctx, r_refs)
         counts = {"candidates": len(caps)}
-        keys = _filter(ids, caps, targets, r_s, r_refs, delta_0, self.k, counts)
+        keys = _filter(ids, caps, targets, r_s, r_refs, delta_0, self.k, counts, ctx.distance)
         selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts,
                      "source_r": _quantiles(r_s), "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
         return ctx.keyset(keys, self.name, len(caps), selection)
@@ -193,7 +206,7 @@ class GenerationSelector:
         sub = lambda xs: [xs[i] for i in keep]  # noqa: E731
         r_s = ctx.r(ctx.source, sub(caps), sub(medoids), "source queries")
         keys = _filter(sub(ids), sub(caps), sub(medoids), r_s, {n: v[keep] for n, v in r_refs.items()},
-                       delta_0, self.k, counts)
+                       delta_0, self.k, counts, ctx.distance)
         selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts, "n": self.n,
                      "reference_agreement": base_rate, "source_agreeing": np.bincount(agreeing).tolist(),
                      "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
@@ -272,5 +285,7 @@ def describe(ks_or_selection) -> str:
         parts.append(f"{c['source_misses']} not reproduced by the source at delta_0")
     for name, n in c.get("reproduced_by", {}).items():
         parts.append(f"{n} reproduced by reference {name}")
+    if c.get("near_duplicates"):
+        parts.append(f"{c['near_duplicates']} near-duplicates of a better key")
     parts.append(f"{c.get('passed', 0)} passed")
     return f"delta_0 = {t.get('delta_0', float('nan')):.4f} ({t.get('mode')}): " + "; ".join(parts)

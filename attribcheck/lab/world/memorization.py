@@ -45,14 +45,19 @@ def bins(r: np.ndarray) -> list[float]:
 
 
 def source_summary(r: np.ndarray, ids: list[str], copies: dict[str, int], distinct: np.ndarray | None,
-                   delta: float) -> dict:
-    """Shares of pairs reproduced, overall and by group; r is (pairs, seeds)."""
-    best, one = r.min(1), r[:, 0]
+                   delta: float, n_query: int | None = None) -> dict:
+    """Shares of pairs reproduced, overall and by group; r is (pairs, seeds), its first
+    `n_query` columns the query seeds ("best of seeds" is over those), the rest further
+    seeds measured one by one (the seed an infringer's images were generated with)."""
+    n_query = n_query or r.shape[1]
+    best, one = r[:, :n_query].min(1), r[:, 0]
     dup = np.array([copies.get(original_id(i), 1) > 1 for i in ids])
     out = {}
     for group, m in (("all", np.ones(len(ids), bool)), ("duplicated", dup), ("singleton", ~dup)):
         out[group] = {"pairs": int(m.sum()), "best_of_seeds": share(best[m] < delta),
-                      "one_seed": share(one[m] < delta), "bins_best": bins(best[m])}
+                      "one_seed": share(one[m] < delta), "bins_best": bins(best[m]),
+                      # memorization that holds for one seed only is not what an infringer collects
+                      "per_seed": [share(r[m, j] < delta) for j in range(r.shape[1])]}
     # per image (a duplicated image counts once: reproduced with any of its captions)
     per_image: dict[str, bool] = {}
     for i, b in zip(ids, best):
@@ -77,6 +82,9 @@ def nearest_distance(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0).min(1) / a.shape[1])
 
 
+GENERATION_SEEDS = (50_000,)  # the first seed the world's source generations use (build.py)
+
+
 def measure(world: str | Path, dataset: str, models: list[str] | None = None, seeds=(0, 1, 2, 3),
             previous: dict | None = None, all_pairs: bool = False) -> dict:
     """The report; `previous` (an earlier report of the same world) reuses its source
@@ -94,16 +102,17 @@ def measure(world: str | Path, dataset: str, models: list[str] | None = None, se
     copies_path = layout.dataset(dataset) / "source_set.json"
     copies = json.loads(copies_path.read_text())["copies"] if copies_path.exists() else {}
     distinct = nearest_distance(d_s.images, splits["pretrain"].images)
-    report = {"delta_0": cfg.delta_0, "seeds": list(seeds), "models": {}}
-    if previous and previous.get("seeds") == list(seeds) and "r" in previous.get("source", {}):
+    all_seeds = list(seeds) + list(GENERATION_SEEDS)
+    report = {"delta_0": cfg.delta_0, "seeds": list(seeds), "per_seed": all_seeds, "models": {}}
+    if previous and previous.get("per_seed") == all_seeds and "r" in previous.get("source", {}):
         r_src = np.array(previous["source"]["r"])
         report["models"] = dict(previous.get("models", {}))
     else:
-        r_src = reconstruction(builder.generator(dataset, "source"), d_s, seeds)
-    report["source"] = source_summary(r_src, d_s.ids, copies, distinct, cfg.delta_0)
+        r_src = reconstruction(builder.generator(dataset, "source"), d_s, all_seeds)
+    report["source"] = source_summary(r_src, d_s.ids, copies, distinct, cfg.delta_0, n_query=len(seeds))
     report["source"]["r"] = r_src.round(5).tolist()
     report["source"]["ids"] = d_s.ids
-    memorized = np.where(r_src.min(1) < cfg.delta_0)[0]
+    memorized = np.where(r_src[:, :len(seeds)].min(1) < cfg.delta_0)[0]
     report["source"]["memorized_ids"] = [d_s.ids[i] for i in memorized]
     keys = d_s.subset(memorized)
     names = models or sorted(p.name for p in (layout.dataset(dataset) / "models").iterdir()
