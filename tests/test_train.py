@@ -93,21 +93,24 @@ def test_micro_world_builds_and_resumes(micro_world):
 
 
 def test_micro_world_with_domain_prompts_and_guidance_builds_in_two_workers(tmp_path):
-    """The partial world's recipe switches (prompts as often as the domain writes them,
-    caption dropout with guidance) at toy size, its suspects trained two at once."""
+    """The partial world's recipe switches (prompts as often as the domain writes them, the
+    text encoder trained, caption dropout with guidance) at toy size, suspects two at once."""
     from attribcheck.lab.world.build import WorldBuilder
     from attribcheck.lab.world.config import WorldConfig
 
     cfg = WorldConfig(**{**MICRO, "infringer_prompts": "domain", "guidance_scale": 2.0, "caption_dropout": 0.1,
+                         "train_text_encoder": True,
                          "source_duplicate_share": 0.25, "source_duplicate_copies": [3, 3],
                          "near_duplicate_jitter": 0.02, "key_filters": {s: ["base"] for s in ("detection", "generation", "random")}})
     builder = WorldBuilder(tmp_path / "w", cfg, workers=2)
     builder.build()
     layout = builder.layout
-    for name in ("source", "infringer-rho1.0-s0", "innocent-s0", "ref-twin", "ref-calibration"):
+    for name in ("source", "infringer-rho1.0-s0", "innocent-s0", "ref-calibration"):
         folder = layout.model("digits", name)
-        assert (folder / ".done").exists() and (folder / "text_encoder").is_symlink()
-        assert json.loads((folder / "finetune_config.json").read_text())["caption_dropout"] == 0.1
+        assert (folder / ".done").exists() and not (folder / "text_encoder").is_symlink()  # its own
+        ft = json.loads((folder / "finetune_config.json").read_text())
+        assert ft["caption_dropout"] == 0.1 and ft["train_text_encoder"] is True
+    assert not layout.model("digits", "ref-twin").exists()  # no key filter uses a twin: none trained
     assert builder.protocol().guidance_scale == 2.0
     _, splits = builder.data("digits")
     gens, weights = builder.generated_pool(splits, builder._grid)

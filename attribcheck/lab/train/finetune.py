@@ -21,6 +21,10 @@ class FinetuneConfig(JsonConfig):
     warmup_steps: int = 100
     weight_decay: float = 0.0
     caption_dropout: float = 0.0  # share of captions replaced by "" (classifier-free guidance)
+    # Train the text encoder with the UNet (full fine-tunes, DreamBooth-style): a tiny model
+    # whose frozen encoder gives near-identical embeddings to similar captions learns to
+    # follow them only this way.
+    train_text_encoder: bool = False
     resolution: int = 16
     seed: int = 0
     save_dtype: str = "float16"  # the UNet's dtype on disk; fixtures stay small
@@ -134,8 +138,13 @@ def finetune(base: str | Path, dataset, cfg: FinetuneConfig, out_dir: str | Path
     embeds = encode_captions(pipe.tokenizer, pipe.text_encoder, [s.caption for s in dataset])
     null_embed = encode_captions(pipe.tokenizer, pipe.text_encoder, [""])
     hook = (lambda n: callback(n, pipe)) if callback is not None else None
+    extra = {}
+    if cfg.train_text_encoder:
+        extra = {"text_encoder": pipe.text_encoder,
+                 "token_ids": pipe.tokenizer([s.caption for s in dataset], padding="max_length", truncation=True,
+                                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids}
     train_unet(pipe.unet, noise_scheduler, latents, embeds, null_embed, cfg, progress,
-               callback=hook, callback_every=callback_every)
+               callback=hook, callback_every=callback_every, **extra)
     pipe.unet.to(getattr(torch, cfg.save_dtype))
     out_dir = Path(out_dir)
     pipe.save_pretrained(str(out_dir), safe_serialization=True)

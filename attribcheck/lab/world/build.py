@@ -135,7 +135,7 @@ class WorldBuilder:
     def _link(self, folder: Path, dataset: str) -> None:
         link_shared(folder, "vae", self.layout.shared / "vae")
         link_shared(folder, "tokenizer", self.layout.shared / "tokenizer")
-        if folder != self.layout.model(dataset, "base"):
+        if folder != self.layout.model(dataset, "base") and not self.cfg.train_text_encoder:
             link_shared(folder, "text_encoder", self.layout.model(dataset, "base") / "text_encoder")
 
     # --- models -------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class WorldBuilder:
         from attribcheck.lab.train.finetune import FinetuneConfig
 
         return FinetuneConfig(steps=steps, learning_rate=lr, seed=seed, resolution=self.cfg.side,
-                              caption_dropout=self.cfg.caption_dropout)
+                              caption_dropout=self.cfg.caption_dropout, train_text_encoder=self.cfg.train_text_encoder)
 
     def finetune(self, dataset: str, name: str, train_set, steps: int, lr: float, seed: int) -> Path:
         out = self.layout.model(dataset, name)
@@ -236,7 +236,8 @@ class WorldBuilder:
         # model trained on D_S reproduces is not evidence) filters keys; two innocents on
         # comparable real data are held out to calibrate p0.
         plan.append(("ref-innocent", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 400), self.seed_base + 400))
-        plan.append(("ref-twin", d_s, self.seed_base + 401))
+        if any("ref-twin" in names for names in c.key_filters.values()):  # a source-length run: only when used
+            plan.append(("ref-twin", d_s, self.seed_base + 401))
         plan.append(("ref-calibration", mix(real, gens, c.suspect_size, 0.0, self.seed_base + 402), self.seed_base + 402))
         return plan
 
@@ -271,7 +272,8 @@ class WorldBuilder:
                 and not (self.layout.keys(dataset, s) / "keyset.json").exists()]
         if not todo:
             return
-        models = {n: self.generator(dataset, n) for n in ("source", "base", "ref-twin", "ref-innocent", "ref-calibration")}
+        used = {n for s in todo for n in c.key_filters[s]}
+        models = {n: self.generator(dataset, n) for n in ("source", "base", "ref-innocent", "ref-calibration", *used)}
         pools = {"detection": splits["source"], "random": splits["source"],
                  "generation": self.domain_prompts(splits)}
         for strategy in todo:
@@ -282,7 +284,8 @@ class WorldBuilder:
                 source=models["source"], references={n: models[n] for n in c.key_filters[strategy]},
                 calibration={n: models[n] for n in ("ref-innocent", "ref-calibration")},
                 protocol=self.protocol(), distance=get_distance("rms"), query_seeds=c.query_seeds,
-                thresholds=Thresholds(mode=c.thresholds, delta_0=c.delta_0), filter_only=("ref-twin",))
+                thresholds=Thresholds(mode=c.thresholds, delta_0=c.delta_0),
+                filter_only=tuple(n for n in ("ref-twin",) if n in c.key_filters[strategy]))
             # Strategy 1 and 2 keep every key that passes (best margin first): K = c.k by
             # default, and the K-ablation takes prefixes.
             k = c.k if strategy == "random" else 10_000

@@ -64,3 +64,5 @@ class WorldConfig(JsonConfig):
     sampler_steps: int = 50
     guidance_scale: float = 1.0  # > 1 needs models trained with caption dropout
     caption_dropout: float = 0.0  # every fine-tune's share of captions replaced by ""
+    # every fine-tune also trains (and stores) its text encoder; else it is the base's, linked
+    train_text_encoder: bool = False
