@@ -99,7 +99,7 @@ def test_micro_world_with_domain_prompts_and_guidance_builds_in_two_workers(tmp_
     from attribcheck.lab.world.config import WorldConfig
 
     cfg = WorldConfig(**{**MICRO, "infringer_prompts": "domain", "guidance_scale": 2.0, "caption_dropout": 0.1,
-                         "train_text_encoder": True,
+                         "train_text_encoder": True, "noise_offset": 0.1,
                          "source_duplicate_share": 0.25, "source_duplicate_copies": [3, 3],
                          "near_duplicate_jitter": 0.02, "key_filters": {s: ["base"] for s in ("detection", "generation", "random")}})
     builder = WorldBuilder(tmp_path / "w", cfg, workers=2)
@@ -109,7 +109,7 @@ def test_micro_world_with_domain_prompts_and_guidance_builds_in_two_workers(tmp_
         folder = layout.model("digits", name)
         assert (folder / ".done").exists() and not (folder / "text_encoder").is_symlink()  # its own
         ft = json.loads((folder / "finetune_config.json").read_text())
-        assert ft["caption_dropout"] == 0.1 and ft["train_text_encoder"] is True
+        assert ft["caption_dropout"] == 0.1 and ft["train_text_encoder"] is True and ft["noise_offset"] == 0.1
     assert not layout.model("digits", "ref-twin").exists()  # no key filter uses a twin: none trained
     assert builder.protocol().guidance_scale == 2.0
     _, splits = builder.data("digits")

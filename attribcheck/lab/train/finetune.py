@@ -25,6 +25,12 @@ class FinetuneConfig(JsonConfig):
     # whose frozen encoder gives near-identical embeddings to similar captions learns to
     # follow them only this way.
     train_text_encoder: bool = False
+    # Offset noise (diffusers' --noise_offset): a per-(sample, channel) constant added to the
+    # noise. An 8x8 latent's noise carries channel means of +-0.12 that plain training teaches
+    # the UNet to keep, so a seed fixes an image's overall colour and a memorized image comes
+    # back only from seeds whose means happen to fit; with offset noise the UNet learns to
+    # remove them and the caption decides.
+    noise_offset: float = 0.0
     resolution: int = 16
     seed: int = 0
     save_dtype: str = "float16"  # the UNet's dtype on disk; fixtures stay small
@@ -102,6 +108,8 @@ def train_unet(unet, noise_scheduler, latents, embeds, null_embed, cfg: Finetune
             drop = torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout
             cond = torch.where(drop[:, None, None], null_embed.expand_as(cond), cond)
         noise = torch.randn(x0.shape, generator=gen)
+        if cfg.noise_offset > 0:  # drawn only when used: older recipes train bit-identically
+            noise = noise + cfg.noise_offset * torch.randn((*x0.shape[:2], 1, 1), generator=gen)
         t = torch.randint(0, len(alphas), (cfg.batch_size,), generator=gen)
         a = alphas[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise

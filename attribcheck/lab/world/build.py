@@ -175,7 +175,8 @@ class WorldBuilder:
         from attribcheck.lab.train.finetune import FinetuneConfig
 
         return FinetuneConfig(steps=steps, learning_rate=lr, seed=seed, resolution=self.cfg.side,
-                              caption_dropout=self.cfg.caption_dropout, train_text_encoder=self.cfg.train_text_encoder)
+                              caption_dropout=self.cfg.caption_dropout, train_text_encoder=self.cfg.train_text_encoder,
+                              noise_offset=self.cfg.noise_offset)
 
     def finetune(self, dataset: str, name: str, train_set, steps: int, lr: float, seed: int) -> Path:
         out = self.layout.model(dataset, name)

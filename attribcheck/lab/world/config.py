@@ -66,3 +66,4 @@ class WorldConfig(JsonConfig):
     caption_dropout: float = 0.0  # every fine-tune's share of captions replaced by ""
     # every fine-tune also trains (and stores) its text encoder; else it is the base's, linked
     train_text_encoder: bool = False
+    noise_offset: float = 0.0  # every fine-tune's offset noise (lab/train/finetune.py says why)
