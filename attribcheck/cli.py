@@ -158,6 +158,9 @@ def _keys_select(args) -> int:
 def _audit(args) -> int:
     from attribcheck.audit.run import audit_entry, audit_suspect, auditor_for, statistical_for
     from attribcheck.manifest import Manifest
+
+    if args.redact and not args.report:  # redaction applies to the evidence page only
+        raise InputError("--redact applies to the evidence page: give --report DIR too", "--redact")
     from attribcheck.report import new_report
 
     manifest = Manifest.load(args.manifest)

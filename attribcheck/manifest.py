@@ -47,6 +47,7 @@ KINDS = ("diffusers", "folder")  # the built-in kinds of files; attribcheck.mode
 DEFAULT_ALPHA = 0.01
 DEFAULT_THRESHOLD = 0.9
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]{0,127}$"  # safe in a file name, a test id and a table
+SELF_CHECK = "source"  # the name of the source's own row in every report
 
 
 class _Strict(BaseModel):
@@ -87,6 +88,13 @@ class SuspectEntry(_Strict):
     options: dict = {}
 
     _kind = field_validator("kind")(_registered_kind)
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_self_check(cls, v: str) -> str:
+        if v == SELF_CHECK:  # the report's row for the source's self-check has this name
+            raise ValueError(f"{SELF_CHECK!r} names the source's self-check row; call the suspect something else")
+        return v
 
     @model_validator(mode="after")
     def _fields_of_the_kind(self):
@@ -171,7 +179,7 @@ class Manifest:
     @property
     def source_spec(self) -> SuspectSpec:
         """The source as a suspect, for the self-check: it must be attributed to its own keys."""
-        return SuspectSpec("source", self.source, "infringing", self.source_kind, self.source_config)
+        return SuspectSpec(SELF_CHECK, self.source, "infringing", self.source_kind, self.source_config)
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":

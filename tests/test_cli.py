@@ -88,6 +88,18 @@ def test_bad_option_values_are_input_errors(tmp_path, world, capsys):
     assert e.value.code == EXIT_INPUT
 
 
+def test_redact_without_a_report_is_an_input_error(tmp_path, world, capsys):
+    assert run(tmp_path, world, HONEST, "--redact") == EXIT_INPUT  # not silently ignored
+    assert "--redact" in capsys.readouterr().err
+
+
+def test_a_suspect_named_like_the_self_check_row_is_refused(tmp_path, world, capsys):
+    m = tmp_path / "m.toml"
+    m.write_text(manifest_text(world, "digits", {"infringer": "infringing"}).replace("name = 'infringer'", "name = 'source'"))
+    assert main(["audit", "--manifest", str(m)]) == EXIT_INPUT
+    assert "self-check" in capsys.readouterr().err
+
+
 def test_help_shows_defaults_and_version(capsys):
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
