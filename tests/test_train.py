@@ -120,6 +120,25 @@ def test_micro_world_with_domain_prompts_and_guidance_builds_in_two_workers(tmp_
     assert trained == planned["infringer-rho1.0-s0"]
 
 
+def test_bench_instance_keeps_its_json_contract_and_reruns_from_the_cache(micro_world, tmp_path):
+    """`python -m attribcheck.bench instance`: {"datasets": {NAME: {"conf": {strategy: {rho: mean}},
+    "innocents": {...}}}}; a second run answers every query from the generation cache."""
+    from attribcheck.lab.bench.__main__ import main
+
+    out, cache = tmp_path / "inst.json", tmp_path / "cache"
+    args = ["instance", "--world", str(micro_world.layout.root), "--json", str(out), "--cache-dir", str(cache)]
+    assert main(args) == 0
+    first = json.loads(out.read_text())
+    r = first["datasets"]["digits"]
+    assert set(r["conf"]) == {"detection", "generation", "random"}
+    assert all(set(row) == {"1.0"} and all(0 <= v <= 1 for v in row.values()) for row in r["conf"].values())
+    assert set(r["innocents"]) == {"innocent-s0", "innocent-overlap-s0"}
+    entries = sorted(p.name for p in cache.rglob("*.npy"))
+    assert entries and main(args) == 0
+    assert sorted(p.name for p in cache.rglob("*.npy")) == entries  # nothing new computed
+    assert json.loads(out.read_text())["datasets"] == first["datasets"]
+
+
 def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
     """Shadows and watermark infringers land in the cache; a build killed half-way resumes
     with only the unfinished model; the fitted discriminator is saved beside its key set."""

@@ -11,6 +11,8 @@ def main(argv=None) -> int:
     inst.add_argument("--k", type=int, default=30)
     inst.add_argument("--alpha", type=float, default=0.01)
     inst.add_argument("--figure", help="write a PNG of keys beside source and suspect outputs")
+    inst.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    inst.add_argument("--no-cache", action="store_true", help="generate everything afresh")
     paper = sub.add_parser("paper", help="Figures 6 and 7, Tables 1 and 2 on the tiny world (builds shadows)")
     paper.add_argument("--out", required=True, help="folder for results.json and the PNG plots")
     paper.add_argument("--world", default="fixtures/world")

@@ -31,15 +31,22 @@ def load_keyset(layout: WorldLayout, dataset: str, strategy: str, k: int) -> Key
     return KeySet.load(folder).head(k)
 
 
-def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int, alpha: float) -> dict:
-    from attribcheck.models.diffusers_generator import DiffusersGenerator
+def open_model(layout: WorldLayout, dataset: str, name: str, protocol, cache):
+    """A world model as a Generator, through the generation cache when one is given (a re-run,
+    or a run after the suites, answers from it)."""
+    from attribcheck.manifest import SuspectSpec, open_generator
 
+    return open_generator(SuspectSpec(name, layout.model(dataset, name), "innocent"), protocol, cache=cache)
+
+
+def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int, alpha: float,
+                     cache=None) -> dict:
     keysets = {s: load_keyset(layout, dataset, s, k) for s in STRATEGIES}
     protocol = next(ks.protocol for ks in keysets.values() if len(ks))
     names = [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
     verdicts: dict[str, dict[str, object]] = {s: {} for s in STRATEGIES}
     for name in names:
-        gen = DiffusersGenerator.from_path(layout.model(dataset, name), protocol, name)
+        gen = open_model(layout, dataset, name, protocol, cache)
         for s, ks in keysets.items():
             verdicts[s][name] = Auditor(ks, alpha=alpha).audit(gen) if len(ks) else None
     per_seed = {s: {rho_tag(r): [verdicts[s][infringer_name(r, seed)].conf if len(keysets[s]) else 0.0
@@ -83,7 +90,10 @@ def worlds(given: list[str] | None) -> list[WorldLayout]:
 
 
 def run(args) -> int:
+    from attribcheck.cache import GenerationCache
+
     t0 = time.perf_counter()
+    cache = None if args.no_cache else GenerationCache(args.cache_dir)
     results: dict = {"datasets": {}}
     for layout in worlds(args.world):
         cfg = WorldConfig.load(layout.config)
@@ -93,7 +103,7 @@ def run(args) -> int:
             if missing:  # a world part-built (resumable): say so rather than report a partial mean
                 print(f"{layout.root}/{d}: {len(missing)} models not built ({', '.join(missing[:4])}, ...); skipped")
                 continue
-            results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha)
+            results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha, cache)
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_table(results)
     print(f"wall time: {results['wall_seconds']} s")
