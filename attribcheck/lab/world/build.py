@@ -261,14 +261,14 @@ class WorldBuilder:
         # attribute captions repeat (digits): a prompt is one candidate however often it occurs
         return list(dict.fromkeys(list(splits["source"].captions) + list(splits["domain_extra"].captions)))
 
-    def keys(self, dataset: str, splits) -> None:
+    def keys(self, dataset: str, splits, strategies=("detection", "generation", "random")) -> None:
         from attribcheck.keys.keyset import MIN_KEYS
         from attribcheck.keys.select import SelectionContext, describe, get_selector
         from attribcheck.keys.thresholds import Thresholds
         from attribcheck.metrics.distance import get_distance
 
         c = self.cfg
-        todo = [s for s in ("detection", "generation", "random")
+        todo = [s for s in strategies
                 if not (self.layout.keys(dataset, s) / "selection.json").exists()
                 and not (self.layout.keys(dataset, s) / "keyset.json").exists()]
         if not todo:
@@ -283,7 +283,8 @@ class WorldBuilder:
             # two held-out innocents.
             ctx = SelectionContext(
                 source=models["source"], references={n: models[n] for n in c.key_filters[strategy]},
-                calibration={n: models[n] for n in ("ref-innocent", "ref-calibration")},
+                # a model filters keys or estimates p0, never both (its misses would be selected for)
+                calibration={n: models[n] for n in ("ref-innocent", "ref-calibration") if n not in c.key_filters[strategy]},
                 protocol=self.protocol(), distance=get_distance("rms"), query_seeds=c.query_seeds,
                 thresholds=Thresholds(mode=c.thresholds, delta_0=c.delta_0),
                 filter_only=tuple(n for n in ("ref-twin",) if n in c.key_filters[strategy]))
