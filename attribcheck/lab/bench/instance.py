@@ -20,6 +20,11 @@ def innocents(cfg: WorldConfig) -> list[str]:
     return [innocent_name(s) for s in cfg.innocent_seeds] + [innocent_name(0, overlap=True)]
 
 
+def audited(cfg: WorldConfig) -> list[str]:
+    """Every model the bench audits: infringers, innocents, and the source's self-check."""
+    return [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
+
+
 def load_keyset(layout: WorldLayout, dataset: str, strategy: str, k: int) -> KeySet:
     """The world's key set for a strategy, its first k keys; an empty one where selection kept
     too few keys to save (the world build says why)."""
@@ -43,7 +48,7 @@ def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int
                      cache=None) -> dict:
     keysets = {s: load_keyset(layout, dataset, s, k) for s in STRATEGIES}
     protocol = next(ks.protocol for ks in keysets.values() if len(ks))
-    names = [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
+    names = audited(cfg)
     verdicts: dict[str, dict[str, object]] = {s: {} for s in STRATEGIES}
     for name in names:
         gen = open_model(layout, dataset, name, protocol, cache)
@@ -98,8 +103,7 @@ def run(args) -> int:
     for layout in worlds(args.world):
         cfg = WorldConfig.load(layout.config)
         for d in cfg.datasets:
-            names = [infringer_name(r, s) for r in cfg.rhos for s in cfg.suspect_seeds] + innocents(cfg) + ["source"]
-            missing = [n for n in names if not (layout.model(d, n) / ".done").exists()]
+            missing = [n for n in audited(cfg) if not (layout.model(d, n) / ".done").exists()]
             if missing:  # a world part-built (resumable): say so rather than report a partial mean
                 print(f"{layout.root}/{d}: {len(missing)} models not built ({', '.join(missing[:4])}, ...); skipped")
                 continue

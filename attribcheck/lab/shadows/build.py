@@ -114,7 +114,6 @@ class ShadowBuilder:
 
         from rich.progress import Progress
 
-
         w = self.world
         todo = [j for j in jobs if not is_done(j[1])]
         tasks = [(str(w.layout.model(d, "base")), train_set, str(out), w.finetune_config(
