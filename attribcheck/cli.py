@@ -143,7 +143,8 @@ def _keys_select(args) -> int:
             filter_only=tuple(Path(p).name for p in args.twin),
             calibration={Path(p).name: open_(p) for p in args.calibration}, protocol=protocol,
             distance=get_distance(args.metric), thresholds=thresholds,
-            query_seeds=list(range(args.query_seeds)), progress=tick)
+            query_seeds=list(range(args.query_seeds)), progress=tick,
+            public=[s.image for s in CaptionDataset.from_folder(args.public)] if args.public else ())
         ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
     _say(args, describe(ks))
     if len(ks) < MIN_KEYS:
@@ -315,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--calibration", action="append", default=[], help="held-out reference (estimates p0)")
     ks.add_argument("--twin", action="append", default=[],
                     help="a model trained on the source's own data (filters keys, never calibrates delta_0)")
+    ks.add_argument("--public", help="the public part of the source's training data (a dataset folder): "
+                    "keys within delta_0 of these images are dropped, as any model trained on them reproduces them")
     ks.add_argument("--strategy", choices=["detection", "generation", "random"], default="generation")
     ks.add_argument("--prompts", help="generation strategy: a text file of candidate prompts")
     ks.add_argument("--k", type=int, default=30, help="keys to keep")

@@ -168,3 +168,31 @@ def test_near_duplicate_keys_count_once():
     keys = _filter(["a", "a~c1", "b"], captions, targets, r_source, refs, 0.15, 30, counts, get_distance("rms"))
     assert [k.id for k in keys] == ["a~c1", "b"] and counts["near_duplicates"] == 1 and counts["passed"] == 2
     assert len(_filter(["a", "a~c1", "b"], captions, targets, r_source, refs, 0.15, 30, {})) == 3  # no distance: as before
+
+
+def test_keys_near_public_images_are_dropped_and_counted():
+    """The owner's public training images: a model trained on the same public data would
+    reproduce them, so a memorized prompt whose key image is public is no evidence."""
+    source = Model("source", frozenset(MEMORIZED))
+    public = [source.generate([p], [0])[0] for p in PROMPTS[:3]]  # three memorized images are public
+    ctx = context()
+    ctx.public = public
+    ks = GenerationSelector(n=4).select(ctx, PROMPTS)
+    assert set(ks.captions) == MEMORIZED - set(PROMPTS[:3])
+    assert ks.selection["counts"]["public"] == 3 and ks.selection["thresholds"]["public_images"] == 3
+    assert "3 near a public image" in describe(ks)
+    # without public images nothing changes
+    assert set(GenerationSelector(n=4).select(context(), PROMPTS).captions) == MEMORIZED
+
+
+def test_detection_drops_public_training_pairs():
+    from attribcheck.data.dataset import CaptionDataset, Sample
+    from attribcheck.keys.select import DetectionSelector
+
+    source = Model("source", frozenset(MEMORIZED))
+    image = lambda p: source.generate([p], [0])[0] if p in MEMORIZED else picture("train", p)  # noqa: E731
+    pool = CaptionDataset([Sample(f"id{i}", p, image(p)) for i, p in enumerate(PROMPTS)])
+    ctx = context(Thresholds(mode="fixed", delta_0=0.05))  # memorized copies lie ~0.01 away
+    ctx.public = [pool[0].image, pool[1].image + 0.005]  # a public image and a re-encoded copy of one
+    ks = DetectionSelector().select(ctx, pool)
+    assert set(ks.captions) == MEMORIZED - {PROMPTS[0], PROMPTS[1]} and ks.selection["counts"]["public"] == 2

@@ -146,3 +146,15 @@ def test_cli_keys_select_on_world_models(tmp_path):
     for key in ks.keys:  # each key passed Strategy 1's filter, on the recorded numbers
         assert key.r_source < ks.delta_0 <= key.r_references["base"]
     assert ks.reference_roles == {"base": "selection", "ref-calibration": "calibration"}
+    # --public: the owner's public images never become keys (cached generations: no new queries)
+    data.subset([pos[s] for s in d_s[:2]]).save(tmp_path / "public")
+    rc = main(["keys", "select", "--source", str(LAYOUT.model(dataset, "source")), "--data", str(tmp_path / "data"),
+               "--reference", str(LAYOUT.model(dataset, "base")), "--calibration",
+               str(LAYOUT.model(dataset, "ref-calibration")), "--strategy", "detection", "--k", "5",
+               "--query-seeds", "2", "--protocol", str(sampler), "--public", str(tmp_path / "public"),
+               "--out", str(tmp_path / "keys-private")])
+    private = KeySet.load(tmp_path / "keys-private")
+    c = private.selection["counts"]
+    assert rc == 0 and not {k.id for k in private.keys} & set(d_s[:2]) and c["public"] >= 1  # the source memorizes ~95%
+    assert c["candidates"] == (c.get("source_misses", 0) + c["public"] + sum(c["reproduced_by"].values())
+                               + c.get("near_duplicates", 0) + c["passed"])

@@ -151,3 +151,36 @@ def test_source_summary_reports_every_seed_but_best_of_the_query_seeds_only():
     r = np.array([[0.05, 0.3, 0.3], [0.3, 0.3, 0.1]])
     s = source_summary(r, ids, {}, None, 0.15, n_query=2)
     assert s["all"]["best_of_seeds"] == 0.5 and s["all"]["per_seed"] == [0.5, 0.0, 0.5]
+
+
+def test_public_part_is_whole_images_and_only_it_feeds_overlap_innocents(tmp_path):
+    """D_S's public share is drawn by image (a copy is public with its original), recorded,
+    seeded; the overlap innocent's D_S pairs all come from it."""
+    from attribcheck.lab.datasets.webcaptions import original_id
+    from attribcheck.lab.world.build import WorldBuilder
+
+    cfg = WorldConfig(datasets=["emoji-web"], pretrain_size=10, source_size=20, domain_extra=5, real_pool=10,
+                      source_duplicate_share=0.25, source_duplicate_copies=[2, 3], public_share=0.5, suspect_size=8)
+    b = WorldBuilder(tmp_path / "w", cfg)
+    _, splits = b.data("emoji-web")
+    record = json.loads((tmp_path / "w" / "emoji-web" / "public.json").read_text())
+    assert len(record["images"]) == 10
+    public = set(record["images"])
+    assert {original_id(i) for i in splits["public"].ids} == public
+    assert [i for i in splits["source"].ids if original_id(i) in public] == splits["public"].ids
+    assert WorldBuilder(tmp_path / "w", cfg).data("emoji-web")[1]["public"].ids == splits["public"].ids
+    b._grid = np.zeros((len(b.domain_prompts(splits)), cfg.generation_seeds, 16, 16, 3), np.float32)
+    overlap = dict((n, t) for n, t, _ in b.suspect_plan(splits))["innocent-overlap-s0"]
+    d_s_ids = set(splits["source"].ids)
+    assert {i for i in overlap.ids if i in d_s_ids} <= set(splits["public"].ids)
+    # all of D_S is public by default (the emoji world)
+    assert WorldBuilder(tmp_path / "w2", WorldConfig(**{**cfg.to_dict(), "public_share": 1.0})).data(
+        "emoji-web")[1]["public"].ids == splits["source"].ids
+
+
+def test_shadow_cache_ignores_key_selection_fields():
+    """Re-selecting keys (other filters, k, thresholds) keeps trained shadows; training fields do not."""
+    cfg = WorldConfig()
+    same = WorldConfig(**{**cfg.to_dict(), "key_filters": {"detection": ["base", "public"]}, "k": 12})
+    assert same.training_identity() == cfg.training_identity()
+    assert WorldConfig(**{**cfg.to_dict(), "public_share": 0.5}).training_identity() != cfg.training_identity()

@@ -39,6 +39,9 @@ class SelectionContext:
     # references that filter keys but do not calibrate delta_0: a twin of the source (trained
     # on D_S) reproduces D_S as the source does, so it says nothing of innocent models' rate
     filter_only: tuple[str, ...] = ()
+    # The owner's public training images (anyone may train on them): a key within delta_0 of
+    # one is dropped, since a model trained on the same public data reproduces it innocently.
+    public: Sequence[np.ndarray] = ()
 
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress:
@@ -76,8 +79,10 @@ def _pool_captions(pool) -> list[str]:
 
 
 def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], delta_0: float, k: int,
-            counts: dict, distance: Distance | None = None) -> list[Key]:
+            counts: dict, distance: Distance | None = None, r_public: np.ndarray | None = None) -> list[Key]:
     """Keep what the source reproduces and no reference does, ranked by margin (evidence).
+    With `r_public` (each target's distance to the nearest public image), drop what lies
+    within delta_0 of public data.
 
     With `distance`, a key whose image lies within delta_0 / 2 of a better-ranked key's image
     is dropped: a duplicated training image under several captions is one piece of evidence,
@@ -89,6 +94,9 @@ def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], del
         refs = {n: float(v[i]) for n, v in r_refs.items()}
         if r_source[i] >= delta_0:
             counts["source_misses"] = counts.get("source_misses", 0) + 1
+            continue
+        if r_public is not None and r_public[i] < delta_0:
+            counts["public"] = counts.get("public", 0) + 1
             continue
         hit = next((n for n, v in refs.items() if v < delta_0), None)
         if hit is not None:
@@ -119,6 +127,13 @@ def _at_output_size(ctx: SelectionContext, targets: list[np.ndarray]) -> list[np
     return [images.resize_to(t, h, w) if t.shape[0] > h or t.shape[1] > w else t for t in targets]
 
 
+def _near_public(ctx: SelectionContext, targets: list[np.ndarray]) -> np.ndarray | None:
+    """Each target's distance to the nearest public image (None: no public images given)."""
+    if not len(ctx.public) or not targets:
+        return None
+    return ctx.distance.pairwise(targets, _at_output_size(ctx, list(ctx.public))).min(axis=1)
+
+
 def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
     null = [v for n, v in r_refs.items() if n not in ctx.filter_only]
     pooled = np.concatenate(null) if null else np.zeros(0)
@@ -126,7 +141,7 @@ def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
 
 
 def _thresholds(ctx: SelectionContext, delta_0: float) -> dict:
-    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only)}
+    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only), "public_images": len(ctx.public)}
 
 
 def _quantiles(values: np.ndarray) -> dict:
@@ -150,7 +165,8 @@ class DetectionSelector:
         r_refs = {n: ctx.r(m, caps, targets, f"reference {n}") for n, m in ctx.references.items()}
         delta_0 = _calibrate(ctx, r_refs)
         counts = {"candidates": len(caps)}
-        keys = _filter(ids, caps, targets, r_s, r_refs, delta_0, self.k, counts, ctx.distance)
+        keys = _filter(ids, caps, targets, r_s, r_refs, delta_0, self.k, counts, ctx.distance,
+                       _near_public(ctx, targets))
         selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts,
                      "source_r": _quantiles(r_s), "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
         return ctx.keyset(keys, self.name, len(caps), selection)
@@ -206,7 +222,7 @@ class GenerationSelector:
         sub = lambda xs: [xs[i] for i in keep]  # noqa: E731
         r_s = ctx.r(ctx.source, sub(caps), sub(medoids), "source queries")
         keys = _filter(sub(ids), sub(caps), sub(medoids), r_s, {n: v[keep] for n, v in r_refs.items()},
-                       delta_0, self.k, counts, ctx.distance)
+                       delta_0, self.k, counts, ctx.distance, _near_public(ctx, sub(medoids)))
         selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts, "n": self.n,
                      "reference_agreement": base_rate, "source_agreeing": np.bincount(agreeing).tolist(),
                      "reference_r": {n: _quantiles(v) for n, v in r_refs.items()}}
@@ -283,6 +299,8 @@ def describe(ks_or_selection) -> str:
         parts.append(f"{c['not_memorized']} not memorized (source generations do not agree)")
     if "source_misses" in c:
         parts.append(f"{c['source_misses']} not reproduced by the source at delta_0")
+    if c.get("public"):
+        parts.append(f"{c['public']} near a public image")
     for name, n in c.get("reproduced_by", {}).items():
         parts.append(f"{n} reproduced by reference {name}")
     if c.get("near_duplicates"):

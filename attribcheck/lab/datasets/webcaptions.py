@@ -119,6 +119,11 @@ def near_duplicate(image: np.ndarray, sample_id: str, copy: int, jitter: float, 
     return np.clip(small * gain + offset, 0, 1).astype(np.float32)
 
 
+def original_id(sample_id: str) -> str:
+    """The id of the image a copy repeats (`duplicate` names copies "<id>~c<c>")."""
+    return sample_id.split("~")[0]
+
+
 def duplicate(data: CaptionDataset, share: float, copies: tuple[int, int], jitter: float, seed: int,
               same_caption: float = 0.3, name_of=emoji_name) -> tuple[CaptionDataset, dict[str, int]]:
     """Repeat round(share * len(data)) images, chosen by a seeded draw, 2..n times.

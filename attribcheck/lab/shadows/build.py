@@ -1,7 +1,7 @@
 """`attribcheck shadows build`: shadow models in a cache folder outside git, resumable.
 
-The cache is keyed by a fingerprint of the world's recipe and the shadow recipe, so a
-changed world never reuses stale shadows. Each finished model gets a `.done` marker. The
+The cache is keyed by a fingerprint of the world's training recipe (key-selection fields
+aside) and the shadow recipe, so a changed world never reuses stale shadows. Each finished model gets a `.done` marker. The
 same loop builds Baseline 1's watermark infringers (trained on stamped source images).
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ class ShadowBuilder:
         self.cfg = cfg or ShadowConfig()
         self.watermark = watermark or WatermarkConfig()
         cache = Path(cache or default_cache())
-        world = layout.config.read_text()
+        world = self.world.cfg.training_identity()
         self.root = cache / "shadows" / fingerprint(world, self.cfg.identity())
         self.watermark_root = cache / "watermark" / fingerprint(world, self.cfg.identity(), self.watermark.to_json())
 
@@ -69,12 +69,12 @@ class ShadowBuilder:
         from attribcheck.lab.train.mix import mix, overlap_mix
 
         real, (gens, weights) = self._generations(dataset)
-        d_s = self.world.data(dataset)[1]["source"]
+        public = self.world.data(dataset)[1]["public"]
         n = self.cfg.size or self.world.cfg.suspect_size
         for name, rho, offset in self.cfg.plan():
             seed = self.cfg.seed + 100 * (sum(map(ord, dataset)) % 100) + offset
             # overlap innocents are built like the world's overlap innocent
-            train = (overlap_mix(d_s, real, gens, n, self.world.cfg.overlap_share, seed) if "overlap" in name
+            train = (overlap_mix(public, real, gens, n, self.world.cfg.overlap_share, seed) if "overlap" in name
                      else mix(real, gens, n, rho, seed, weights=weights if rho > 0 else None))
             yield dataset, self.folder(dataset, name), train, seed
 

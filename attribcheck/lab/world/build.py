@@ -85,7 +85,24 @@ class WorldBuilder:
         out = {k: data.subset([position[sid] for sid in v]) for k, v in splits.items()}
         if self.cfg.source_duplicate_share > 0:
             out["source"] = self.duplicated_source(dataset, out["source"])
+        out["public"] = self.public_part(dataset, out["source"])
         return data, out
+
+    def public_part(self, dataset: str, d_s):
+        """D_S's public pairs: a seeded draw of whole images (copies follow their original),
+        listed in `public.json` beside the splits. All of D_S when public_share is 1."""
+        from attribcheck.lab.datasets.webcaptions import original_id
+
+        if self.cfg.public_share >= 1:
+            return d_s
+        originals = list(dict.fromkeys(original_id(i) for i in d_s.ids))
+        rng = np.random.default_rng([self.cfg.seed, sum(map(ord, dataset)), 7])
+        n = int(round(self.cfg.public_share * len(originals)))
+        public = {originals[int(i)] for i in rng.choice(len(originals), n, replace=False)}
+        path = self.layout.dataset(dataset) / "public.json"
+        if not path.exists():
+            path.write_text(json.dumps({"public_share": self.cfg.public_share, "images": sorted(public)}, indent=0))
+        return d_s.subset([i for i, sid in enumerate(d_s.ids) if original_id(sid) in public])
 
     def duplicated_source(self, dataset: str, unique):
         """D_S with a share of its images repeated as near-duplicates, each copy captioned anew
@@ -220,7 +237,7 @@ class WorldBuilder:
         from attribcheck.lab.train.mix import mix, overlap_mix
 
         c = self.cfg
-        real, d_s = splits["real"], splits["source"]
+        real, d_s, public = splits["real"], splits["source"], splits["public"]
         gens, weights = self.generated_pool(splits, self._grid)
         plan = []
         for rho in c.rhos:
@@ -230,9 +247,9 @@ class WorldBuilder:
         for s in c.innocent_seeds:
             seed = self.seed_base + 200 + s
             plan.append((innocent_name(s), mix(real, gens, c.suspect_size, 0.0, seed), seed))
-        # An innocent whose real data overlaps the source's own fine-tuning set.
+        # An innocent whose real data overlaps the public part of the source's fine-tuning set.
         seed = self.seed_base + 300
-        plan.append((innocent_name(0, overlap=True), overlap_mix(d_s, real, gens, c.suspect_size, c.overlap_share, seed), seed))
+        plan.append((innocent_name(0, overlap=True), overlap_mix(public, real, gens, c.suspect_size, c.overlap_share, seed), seed))
         # Reference models (the owner's): a twin of the source (D_S, another seed: what any
         # model trained on D_S reproduces is not evidence) filters keys; two innocents on
         # comparable real data are held out to calibrate p0.
@@ -273,7 +290,7 @@ class WorldBuilder:
                 and not (self.layout.keys(dataset, s) / "keyset.json").exists()]
         if not todo:
             return
-        used = {n for s in todo for n in c.key_filters[s]}
+        used = {n for s in todo for n in c.key_filters[s] if n != "public"}
         models = {n: self.generator(dataset, n) for n in ("source", "base", "ref-innocent", "ref-calibration", *used)}
         pools = {"detection": splits["source"], "random": splits["source"],
                  "generation": self.domain_prompts(splits)}
@@ -281,13 +298,16 @@ class WorldBuilder:
             # Filter with the recipe's references for this strategy (the base: what pre-training
             # gives everyone; the twin: what training on D_S gives anyone); estimate p0 on the
             # two held-out innocents.
+            filters = [n for n in c.key_filters[strategy] if n != "public"]
             ctx = SelectionContext(
-                source=models["source"], references={n: models[n] for n in c.key_filters[strategy]},
+                source=models["source"], references={n: models[n] for n in filters},
                 # a model filters keys or estimates p0, never both (its misses would be selected for)
-                calibration={n: models[n] for n in ("ref-innocent", "ref-calibration") if n not in c.key_filters[strategy]},
+                calibration={n: models[n] for n in ("ref-innocent", "ref-calibration") if n not in filters},
                 protocol=self.protocol(), distance=get_distance("rms"), query_seeds=c.query_seeds,
                 thresholds=Thresholds(mode=c.thresholds, delta_0=c.delta_0),
-                filter_only=tuple(n for n in ("ref-twin",) if n in c.key_filters[strategy]))
+                filter_only=tuple(n for n in ("ref-twin",) if n in filters),
+                # "public": keys near D_S's public images are dropped (overlap innocents train on them)
+                public=[s.image for s in splits["public"]] if "public" in c.key_filters[strategy] else ())
             # Strategy 1 and 2 keep every key that passes (best margin first): K = c.k by
             # default, and the K-ablation takes prefixes.
             k = c.k if strategy == "random" else 10_000

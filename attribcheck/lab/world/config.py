@@ -41,6 +41,11 @@ class WorldConfig(JsonConfig):
     suspect_seeds: list = field(default_factory=lambda: [0, 1])
     innocent_seeds: list = field(default_factory=lambda: [0, 1])
     overlap_share: float = 0.5  # the overlap innocent's share of real pairs taken from D_S
+    # Share of D_S's images that are public (anyone may train on them; overlap innocents draw
+    # from these only); the rest are the owner's own. A seeded draw of whole images, copies
+    # included. 1.0: all of D_S is public (the emoji world). Key selection can drop keys near
+    # a public image (the "public" key filter), since memorizing them is no evidence.
+    public_share: float = 1.0
     generation_seeds: int = 2  # source images per domain prompt an infringer can draw from
     # How an infringer picks the prompts it sends the source: "distinct" (each domain prompt
     # at most once: the emoji world), or "domain" (as often as the domain's users write them:
@@ -48,8 +53,9 @@ class WorldConfig(JsonConfig):
     infringer_prompts: str = "distinct"
     # key selection and querying
     # reference models that filter each strategy's keys (`ref-innocent` and `ref-calibration`
-    # are always held out to calibrate p0). Strategy 1 as the paper has it (the base only);
-    # Strategy 2 also drops what the source's twin reproduces (see README).
+    # calibrate p0 unless named here), and "public": drop keys near D_S's public images.
+    # Strategy 1 as the paper has it (the base only); Strategy 2 also drops what the
+    # source's twin reproduces (see README).
     key_filters: dict = field(default_factory=lambda: {
         "detection": ["base"], "generation": ["base", "ref-twin"], "random": ["base"]})
     # the datasets that get a suite, and the key set it audits with. Not digits: its images
@@ -67,3 +73,13 @@ class WorldConfig(JsonConfig):
     # every fine-tune also trains (and stores) its text encoder; else it is the base's, linked
     train_text_encoder: bool = False
     noise_offset: float = 0.0  # every fine-tune's offset noise (lab/train/finetune.py says why)
+
+    # fields that choose keys, not what any model trains on
+    SELECTION_ONLY = ("key_filters", "suite_keys", "k", "thresholds", "delta_0", "query_seeds")
+
+    def training_identity(self) -> str:
+        """The recipe's fields that decide what models train on (shadow caches key on this, so
+        re-selecting keys never invalidates trained shadows)."""
+        import json
+
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in self.SELECTION_ONLY}, sort_keys=True)

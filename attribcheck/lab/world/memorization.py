@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attribcheck.lab.datasets.webcaptions import original_id
 from attribcheck.statistical.features import DEFAULT_BINS
 
 BINS = (*DEFAULT_BINS[:-1], np.inf)  # the paper's Table 2 bins, the last one open-ended
@@ -30,10 +31,6 @@ def reconstruction(generator, dataset, seeds) -> np.ndarray:
     grid = generate_grid(generator, list(dataset.captions), list(seeds))
     return np.array([[rms_distance(grid[i, j], s.image) for j in range(len(seeds))]
                      for i, s in enumerate(dataset)])
-
-
-def original_id(sample_id: str) -> str:
-    return sample_id.split("~")[0]
 
 
 def share(mask: np.ndarray) -> float | None:
