@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=fmt, parents=[common])
     sb.add_argument("--world", default="fixtures/world")
     sb.add_argument("--cache", help="cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
-    sb.add_argument("--config", help="a ShadowConfig JSON file (default: M=6 per class + 2 overlap innocents)")
+    sb.add_argument("--config", help="a ShadowConfig JSON file (default: M=10 per class + 2 overlap innocents)")
     sb.add_argument("--dataset", action="append", help="build only this dataset (repeatable)")
     sb.add_argument("--watermark", action="store_true",
                     help="also build Baseline 1's infringers, trained on watermarked source images")

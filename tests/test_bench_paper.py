@@ -47,6 +47,7 @@ def test_table1_scores_held_out_models():
     y = [lab for _, lab in tests]
     assert t["metrics"]["auc"] == pytest.approx(roc_auc_score(y, [t["p_infringing"][n] for n, _ in tests]))
     assert t["metrics"]["auc"] == 1.0 and t["test"] == {"infringing": 4, "innocent": 4}
+    assert t["lowest_fpr"] == 0.25  # 4 innocent test models: one false positive is 25%
 
 
 def test_report_draws_its_plots(tmp_path):

@@ -117,6 +117,9 @@ def table1(keyset: KeySet, profiles: dict, shadows, tests) -> dict:
             "labels": {n: int(lab) for n, lab in tests},
             "shadows": {"infringing": int(y.sum()), "innocent": int(len(y) - y.sum())},
             "test": {"infringing": int(y_test.sum()), "innocent": int(len(y_test) - y_test.sum())},
+            # one false positive among n innocent test models is an FPR of 1/n: TPR@1%FPR with
+            # fewer than 100 innocents is really TPR at zero false positives
+            "lowest_fpr": 1.0 / max(int(len(y_test) - y_test.sum()), 1),
             "shadow_cv_accuracy": est.metadata_["cv_accuracy"]}
 
 

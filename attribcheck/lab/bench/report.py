@@ -24,7 +24,8 @@ def print_tables(results: dict) -> None:
         console.print(t)
         d = r["details"]["table1"]
         t = Table(title=f"{name} - Table 1: discriminator ({r['details']['statistical_strategy']} keys; "
-                        f"shadows {d['shadows']}, test {d['test']})")
+                        f"shadows {d['shadows']}, test {d['test']}; lowest FPR resolved "
+                        f"{d.get('lowest_fpr', float('nan')):.2f})")
         for col in r["table1"]:
             t.add_column(col, justify="right")
         t.add_row(*[f"{v:.3f}" for v in r["table1"].values()])
@@ -114,7 +115,8 @@ def markdown(results: dict) -> str:
         t1 = det["table1"]
         lines += ["", f"**{name}: Table 1**, discriminator on {det['statistical_strategy']} keys "
                   f"(shadows {t1['shadows']}, held-out test models {t1['test']}, shadows' leave-one-out "
-                  f"accuracy {t1['shadow_cv_accuracy']:.2f})", "",
+                  f"accuracy {t1['shadow_cv_accuracy']:.2f}; the test set resolves FPR down to "
+                  f"{t1.get('lowest_fpr', float('nan')):.2f}, so TPR@1%/10% FPR are TPR at that FPR or below)", "",
                   "| " + " | ".join(r["table1"]) + " |", "|" + "---|" * len(r["table1"]),
                   "| " + " | ".join(f"{v:.3f}" for v in r["table1"].values()) + " |", ""]
         if "table1_with_overlap_shadows" in r:

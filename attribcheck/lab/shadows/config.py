@@ -9,9 +9,9 @@ from attribcheck.config import JsonConfig
 
 @dataclass
 class ShadowConfig(JsonConfig):
-    # The paper trains M = 10 shadows per class on N = 500 pairs. One tiny fine-tune costs
-    # ~3 CPU minutes here, so the tiny world uses M = 6 per class on the suspects' N.
-    per_class: int = 6
+    # The paper trains M = 10 shadows per class on N = 500 pairs; the tiny worlds take the
+    # paper's M on the suspects' N (a tiny fine-tune costs 3-10 CPU minutes; `--workers`).
+    per_class: int = 10
     size: int | None = None  # N; None: the world's suspect_size
     # infringing shadows cycle through these generation rates; innocent shadows use 0
     rhos: list = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0])
