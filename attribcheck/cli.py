@@ -67,7 +67,7 @@ def _world_build(args) -> int:
     from attribcheck.lab.world.manifests import write_manifest
 
     cfg = WorldConfig.load(args.config) if args.config else WorldConfig()
-    builder = WorldBuilder(args.out, cfg, workers=args.workers)
+    builder = WorldBuilder(args.out, cfg, workers=args.workers, cache=_cache(args))
     builder.build(args.dataset or None)
     if args.suites:
         for d in args.dataset or cfg.datasets:
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     wb.add_argument("--suites", default="suites", help="write audit manifests here ('' for none)")
     wb.add_argument("--workers", type=int, default=1,
                     help="suspects and references fine-tuned at once (CPU: one per core or two)")
+    wb.add_argument("--cache-dir", help="generation cache key selection queries through "
+                    "(default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    wb.add_argument("--no-cache", action="store_true", help="key selection generates every image afresh")
     wb.set_defaults(func=_world_build)
 
     shadows = sub.add_parser("shadows", help="shadow models for the discriminator").add_subparsers(

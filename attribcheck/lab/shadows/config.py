@@ -24,12 +24,14 @@ class ShadowConfig(JsonConfig):
     seed: int = 7000  # apart from every seed the world uses
 
     def plan(self) -> list[tuple[str, float, int]]:
-        """(name, rho, seed offset) per shadow: infringing first, then innocent. Offsets come
-        in blocks of four per class, so raising per_class keeps every shadow already built."""
+        """(name, rho, seed offset) per shadow, infringing and innocent alternating (a build cut
+        short leaves balanced classes), overlap innocents last. Offsets come in blocks of four
+        per class, so raising per_class keeps every shadow already built."""
         inf = [(f"shadow-infringing-{i}", float(self.rhos[i % len(self.rhos)]), 8 * (i // 4) + i % 4)
                for i in range(self.per_class)]
         inn = [(f"shadow-innocent-{i}", 0.0, 8 * (i // 4) + 4 + i % 4) for i in range(self.per_class)]
-        return inf + inn + [(f"shadow-innocent-overlap-{i}", 0.0, 1000 + i) for i in range(self.overlap_innocents)]
+        pairs = [shadow for pair in zip(inf, inn) for shadow in pair]
+        return pairs + [(f"shadow-innocent-overlap-{i}", 0.0, 1000 + i) for i in range(self.overlap_innocents)]
 
     def identity(self) -> str:
         """What the shadows' training depends on (the counts only add more of them)."""

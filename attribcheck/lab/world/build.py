@@ -64,11 +64,13 @@ def train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
 
 
 class WorldBuilder:
-    def __init__(self, root: str | Path, cfg: WorldConfig | None = None, workers: int = 1):
+    def __init__(self, root: str | Path, cfg: WorldConfig | None = None, workers: int = 1, cache=None):
         self.layout = WorldLayout(Path(root))
         self.cfg = cfg or WorldConfig()
         self.seed_base = self.cfg.seed * 1000
-        self.workers = workers  # models fine-tuned at once (runtime only: not in the recipe)
+        # runtime only, not in the recipe: models fine-tuned at once, and a GenerationCache
+        # that key selection queries through (a re-selection with other filters is free)
+        self.workers, self.cache = workers, cache
 
     # --- shared parts -------------------------------------------------------------------
     def data(self, dataset: str):
@@ -210,9 +212,11 @@ class WorldBuilder:
         return out
 
     def generator(self, dataset: str, name: str):
-        from attribcheck.models.diffusers_generator import DiffusersGenerator
+        from attribcheck.manifest import SuspectSpec, open_generator
 
-        return DiffusersGenerator.from_path(self.layout.model(dataset, name), self.protocol(), name)
+        # the role is a label here; the kind opens the folder as any audit would
+        return open_generator(SuspectSpec(name, self.layout.model(dataset, name), "innocent"), self.protocol(),
+                              cache=self.cache)
 
     def protocol(self):
         from attribcheck.models.protocol import QueryProtocol
