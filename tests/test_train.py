@@ -137,6 +137,14 @@ def test_bench_instance_keeps_its_json_contract_and_reruns_from_the_cache(micro_
     assert entries and main(args) == 0
     assert sorted(p.name for p in cache.rglob("*.npy")) == entries  # nothing new computed
     assert json.loads(out.read_text())["datasets"] == first["datasets"]
+    # --shadows: the finished innocent shadows join the calibration references under p0
+    from attribcheck.lab.shadows.build import ShadowBuilder
+    from attribcheck.lab.shadows.config import ShadowConfig
+
+    ShadowBuilder(micro_world.layout.root, tmp_path / "shadows", ShadowConfig(per_class=1, overlap_innocents=0)).build()
+    assert main(args + ["--shadows", "--shadow-cache", str(tmp_path / "shadows")]) == 0
+    p0 = json.loads(out.read_text())["datasets"]["digits"]["p0"]
+    assert all(v["innocent_models"] == first["datasets"]["digits"]["p0"][s]["innocent_models"] + 1 for s, v in p0.items())
 
 
 def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):

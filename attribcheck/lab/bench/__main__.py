@@ -13,6 +13,9 @@ def main(argv=None) -> int:
     inst.add_argument("--figure", help="write a PNG of keys beside source and suspect outputs")
     inst.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     inst.add_argument("--no-cache", action="store_true", help="generate everything afresh")
+    inst.add_argument("--shadows", action="store_true",
+                      help="bound p0 with the world's innocent shadows too (those `shadows build` finished)")
+    inst.add_argument("--shadow-cache", help="where the shadows are (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     paper = sub.add_parser("paper", help="Figures 6 and 7, Tables 1 and 2 on the tiny world (builds shadows)")
     paper.add_argument("--out", required=True, help="folder for results.json and the PNG plots")
     paper.add_argument("--world", default="fixtures/world")

@@ -44,16 +44,28 @@ def open_model(layout: WorldLayout, dataset: str, name: str, protocol, cache):
     return open_generator(SuspectSpec(name, layout.model(dataset, name), "innocent"), protocol, cache=cache)
 
 
+def shadow_innocents(shadows, keyset: KeySet) -> dict[str, np.ndarray]:
+    """The finished innocent shadows' distances on a key set (cached in each shadow's folder):
+    more innocent models to bound p0 with, as a manifest with a discriminator has."""
+    from attribcheck.lab.world.layout import is_done
+    from attribcheck.statistical.fit import model_profile
+
+    return {f"shadow:{f.name}": model_profile(keyset, f) for f, label in shadows if label == 0 and is_done(f)}
+
+
 def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int, alpha: float,
-                     cache=None) -> dict:
+                     cache=None, shadows=None) -> dict:
+    """`shadows`: (folder, label) of the dataset's shadows, whose innocents join p0's bound."""
     keysets = {s: load_keyset(layout, dataset, s, k) for s in STRATEGIES}
     protocol = next(ks.protocol for ks in keysets.values() if len(ks))
+    auditors = {s: Auditor(ks, alpha=alpha, innocents=shadow_innocents(shadows, ks) if shadows else None)
+                for s, ks in keysets.items() if len(ks)}
     names = audited(cfg)
     verdicts: dict[str, dict[str, object]] = {s: {} for s in STRATEGIES}
     for name in names:
         gen = open_model(layout, dataset, name, protocol, cache)
-        for s, ks in keysets.items():
-            verdicts[s][name] = Auditor(ks, alpha=alpha).audit(gen) if len(ks) else None
+        for s in STRATEGIES:
+            verdicts[s][name] = auditors[s].audit(gen) if s in auditors else None
     per_seed = {s: {rho_tag(r): [verdicts[s][infringer_name(r, seed)].conf if len(keysets[s]) else 0.0
                                  for seed in cfg.suspect_seeds] for r in cfg.rhos} for s in STRATEGIES}
     return {
@@ -64,6 +76,7 @@ def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int
         "innocent_conf": {s: {n: verdicts[s][n].conf for n in innocents(cfg)} for s in STRATEGIES if len(keysets[s])},
         "source_conf": {s: verdicts[s]["source"].conf for s in STRATEGIES if len(keysets[s])},
         "k": {s: len(ks) for s, ks in keysets.items()},
+        "p0": {s: {"p0": a.p0, "innocent_models": len(a.null_models)} for s, a in auditors.items()},
         "verdicts": {s: {n: v.to_dict(with_distances=False) for n, v in vs.items() if v} for s, vs in verdicts.items()},
     }
 
@@ -86,6 +99,8 @@ def print_table(results: dict) -> None:
         console.print(table)
         console.print(f"innocents ({DEFAULT_STRATEGY} keys): {r['innocents']}; innocents' conf: {r['innocent_conf']}")
         console.print(f"source self-check conf: {r['source_conf']}")
+        console.print("p0 bound (innocent models it rests on): " + ", ".join(
+            f"{s} {v['p0']:.3f} ({v['innocent_models']})" for s, v in r.get("p0", {}).items()))
 
 
 def worlds(given: list[str] | None) -> list[WorldLayout]:
@@ -107,7 +122,12 @@ def run(args) -> int:
             if missing:  # a world part-built (resumable): say so rather than report a partial mean
                 print(f"{layout.root}/{d}: {len(missing)} models not built ({', '.join(missing[:4])}, ...); skipped")
                 continue
-            results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha, cache)
+            shadows = None
+            if getattr(args, "shadows", False):
+                from attribcheck.lab.shadows.build import ShadowBuilder
+
+                shadows = ShadowBuilder(layout.root, getattr(args, "shadow_cache", None)).shadows(d)
+            results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha, cache, shadows)
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_table(results)
     print(f"wall time: {results['wall_seconds']} s")
