@@ -2,7 +2,10 @@
 import numpy as np
 import pytest
 
-from attribcheck.lab.bench.robust import TRANSFORMS, summarise
+from attribcheck.lab.bench.robust import TRANSFORMS, calibrate, summarise
+from attribcheck.audit.auditor import Auditor
+from attribcheck.keys.keyset import Key, KeySet
+from attribcheck.models.protocol import QueryProtocol
 from attribcheck.metrics.distance import get_distance
 
 
@@ -44,6 +47,52 @@ def test_aligned_metric_never_exceeds_rms():
 def test_bad_zooms_refused():
     with pytest.raises(ValueError, match="zooms"):
         get_distance({"name": "aligned_rms", "zooms": [0.1]})
+
+
+@pytest.mark.parametrize("name", ["resize-down-up", "resize-down-up-bicubic"])
+def test_multiscale_metric_recovers_a_half_resolution_round_trip(name):
+    rms, aligned, multi = get_distance("rms"), get_distance("aligned_rms"), get_distance("multiscale_rms")
+    for seed in range(1, 6):
+        key = emoji_like(seed)
+        blurred = TRANSFORMS[name](key)
+        # the blurred key is a candidate; a different resampler than the metric's leaves a residue
+        assert multi(blurred, key) < 0.5 * aligned(blurred, key)
+        assert multi(blurred, key) <= aligned(blurred, key) <= rms(blurred, key) + 1e-12
+
+
+def test_multiscale_metric_does_not_match_other_pictures():
+    multi, aligned = get_distance("multiscale_rms"), get_distance("aligned_rms")
+    for seed in range(2, 8):  # a sharp unrelated picture still pays for its own detail
+        key, other = emoji_like(1), emoji_like(seed)
+        assert multi(other, key) > 0.8 * aligned(other, key) > 0
+        assert multi(TRANSFORMS["resize-down-up"](other), key) > 0.5 * aligned(other, key)
+
+
+def _keyset(n=6, delta_0=0.15):
+    keys = [Key(f"k{i}", f"caption {i}", emoji_like(i), 0.01, {"ref-calibration": 0.4}) for i in range(n)]
+    return KeySet(keys, "generation", delta_0, {"name": "rms", "side": None}, QueryProtocol(), [0, 1],
+                  reference_roles={"ref-calibration": "calibration"})
+
+
+def test_calibrate_carries_the_operating_point_to_a_more_lenient_metric():
+    """delta_0 on another metric lets the references reproduce as many candidates as the key
+    set's delta_0 does on RMS; the calibration reference's key distances are re-measured."""
+    ks = _keyset()
+    auditor = Auditor(ks, alpha=0.01, p0=0.1)
+    targets = [emoji_like(100 + i) for i in range(20)]
+    # answers: blurred copies of some targets (close under both), unrelated pictures otherwise
+    pool = [[TRANSFORMS["resize-down-up"](t)] if i < 5 else [emoji_like(200 + i)] for i, t in enumerate(targets)]
+    answers = {"ref-calibration": (pool, [[emoji_like(300 + i)] for i in range(len(ks))])}
+    same, info = calibrate(auditor, "rms", targets, answers)
+    assert same is auditor and info["delta_0"] == 0.15
+    rms = get_distance("rms")
+    for metric in ("aligned_rms", "multiscale_rms"):
+        a, info = calibrate(auditor, metric, targets, answers)
+        m = get_distance(metric)
+        hits_rms = sum(min(rms(o, t) for o in outs) < 0.15 for outs, t in zip(pool, targets))
+        hits_m = sum(min(m(o, t) for o in outs) < a.delta_0 for outs, t in zip(pool, targets))
+        assert hits_m == hits_rms and a.p0 == 0.1 and a.keyset.distance == m.to_dict()
+        assert a.distance == m and a.keyset.keys[0].r_references["ref-calibration"] != 0.4
 
 
 def test_summary_counts_flips_and_innocent_attributions():

@@ -63,23 +63,44 @@ def tiled_rms_distance(x: np.ndarray, y: np.ndarray, side: int | None = None, ti
     return worst
 
 
+def _round_trip(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image shrunk by `scale` (box filter) and scaled back: what a suspect serving a smaller
+    image and upscaling it keeps of the picture (its detail above that bandwidth is gone)."""
+    h, w = image.shape[:2]
+    return _img.resize_to(_img.resize_to(image, max(1, round(scale * h)), max(1, round(scale * w))), h, w)
+
+
 def aligned_rms_distance(x: np.ndarray, y: np.ndarray, side: int | None = None,
-                         zooms: tuple = (1.0, 0.95, 0.9, 0.85)) -> float:
+                         zooms: tuple = (1.0, 0.95, 0.9, 0.85), scales: tuple = ()) -> float:
     """The smallest RMS difference between x and the reference y zoomed in by each factor
     (a crop of y at its centre, corners and edges, resized back): a suspect that crops its
-    outputs (and scales them back to size) is compared with the same crop of the key."""
+    outputs (and scales them back to size) is compared with the same crop of the key.
+
+    With `scales`, each of those is also compared low-passed by a round trip through that share
+    of its size: an answer blurred by a round trip is compared with a key that lost the same
+    detail, while a sharp answer still pays for the detail the blurred key lacks."""
     a, b = _common(x, y, side)
+    a = a.astype(np.float64)
     h, w = b.shape[:2]
-    best = float(np.sqrt(np.mean((a.astype(np.float64) - b) ** 2)))
+    crops = [b]
     for z in zooms:
         ch, cw = max(1, round(z * h)), max(1, round(z * w))
         if (ch, cw) == (h, w):
             continue
         for top in sorted({0, (h - ch) // 2, h - ch}):
             for left in sorted({0, (w - cw) // 2, w - cw}):
-                crop = _img.resize_to(b[top:top + ch, left:left + cw], h, w)
-                best = min(best, float(np.sqrt(np.mean((a.astype(np.float64) - crop) ** 2))))
-    return best
+                crops.append(_img.resize_to(b[top:top + ch, left:left + cw], h, w))
+    candidates = crops + [_round_trip(c, s) for s in scales if s < 1 for c in crops]
+    return min(float(np.sqrt(np.mean((a - c) ** 2))) for c in candidates)
+
+
+def _factors(value, lo: float, hi: float, most: int, field: str, least: int = 1) -> tuple:
+    """A key set's list of scale factors, checked: it is untrusted input."""
+    ok = isinstance(value, (list, tuple)) and least <= len(value) <= most and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi for v in value)
+    if not ok:
+        raise InputError(f"{value!r}: {least} to {most} factors in [{lo}, {hi}]", field=field)
+    return tuple(float(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -145,19 +166,38 @@ class AlignedRMSDistance(Distance):
 
     def __post_init__(self):
         super().__post_init__()
-        zooms = tuple(self.zooms)
-        if not (1 <= len(zooms) <= 16 and all(isinstance(z, (int, float)) and 0.5 <= z <= 1 for z in zooms)):
-            raise InputError(f"zooms {self.zooms!r}: 1 to 16 factors in [0.5, 1]", field="distance.zooms")
-        object.__setattr__(self, "zooms", zooms)
+        object.__setattr__(self, "zooms", _factors(self.zooms, 0.5, 1, 16, "distance.zooms"))
 
     def __call__(self, x, y):
-        return aligned_rms_distance(x, y, self.side, tuple(self.zooms))
+        return aligned_rms_distance(x, y, self.side, self.zooms)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "zooms": list(self.zooms)}
 
 
-DISTANCES = {"rms": RMSDistance, "tiled_rms": TiledRMSDistance, "aligned_rms": AlignedRMSDistance}
+@dataclass(frozen=True)
+class MultiscaleRMSDistance(AlignedRMSDistance):
+    """aligned_rms, with every aligned key also low-passed to each of `scales` (a round trip
+    through that share of its size): a suspect serving its answers at half resolution and
+    scaling them back up is compared with a key blurred the same way. Lower than aligned_rms
+    for blurry innocent answers too: calibrate delta_0 on it."""
+
+    name: str = "multiscale_rms"
+    scales: tuple = (0.5,)
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "scales", _factors(self.scales, 0.25, 1, 8, "distance.scales"))
+
+    def __call__(self, x, y):
+        return aligned_rms_distance(x, y, self.side, self.zooms, self.scales)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "scales": list(self.scales)}
+
+
+DISTANCES = {"rms": RMSDistance, "tiled_rms": TiledRMSDistance, "aligned_rms": AlignedRMSDistance,
+             "multiscale_rms": MultiscaleRMSDistance}
 
 
 def get_distance(spec: str | dict | Distance = "rms") -> Distance:
