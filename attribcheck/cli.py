@@ -264,6 +264,7 @@ def _runtime_options(p) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from attribcheck import __version__
+    from attribcheck.metrics.distance import DISTANCES
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = _Parser(prog="attribcheck", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -331,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--delta-0", dest="delta_0", type=float, default=0.15, help="fixed: the match threshold")
     ks.add_argument("--agreement", type=float, default=0.5,
                     help="fixed: share of Strategy 2's generations that must agree with their medoid")
-    ks.add_argument("--metric", default="rms", choices=["rms", "tiled_rms", "aligned_rms"])
+    ks.add_argument("--metric", default="rms", choices=sorted(DISTANCES),
+                    help="multiscale_rms survives crops and half-resolution round trips (bench robust)")
     ks.add_argument("--query-seeds", type=int, default=4, help="seeds per key at query time")
     ks.add_argument("--protocol", help="a QueryProtocol JSON file (scheduler, steps, guidance, size, dtype)")
     ks.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
