@@ -21,6 +21,10 @@ def main(argv=None) -> int:
     paper.add_argument("--world", default="fixtures/world")
     paper.add_argument("--cache", help="shadow cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     paper.add_argument("--workers", type=int, default=2, help="shadow models trained at once (default 2)")
+    paper.add_argument("--shadow-config", help="a ShadowConfig JSON file (default: M = 10 per class + 2 overlap); "
+                                               "a smaller per_class reuses the first shadows of a larger build")
+    paper.add_argument("--no-watermark", action="store_true",
+                       help="skip Baseline 1 (its four watermark infringers are not trained; no watermark row)")
     robust = sub.add_parser("robust", help="conf and verdicts under JPEG, resizes, crops and other samplers")
     robust.add_argument("--manifest", default="suites/emoji.toml")
     robust.add_argument("--json", help="write results here")

@@ -38,10 +38,11 @@ def statistical_strategy(cfg, dataset: str) -> str:
 
 
 class PaperBench:
-    def __init__(self, world: str | Path, cache: str | Path | None = None):
+    def __init__(self, world: str | Path, cache: str | Path | None = None, shadow_cfg=None, watermark: bool = True):
         from attribcheck.lab.shadows.build import ShadowBuilder
 
-        self.builder = ShadowBuilder(world, cache)
+        self.builder = ShadowBuilder(world, cache, shadow_cfg)
+        self.with_watermark = watermark  # Baseline 1 needs its own four infringers trained
         self.layout, self.cfg = self.builder.world.layout, self.builder.world.cfg
         self.store = self.builder.root / "profiles"  # distances of the world's (git-tracked) models
 
@@ -78,8 +79,8 @@ class PaperBench:
         cfg = self.cfg
         keysets = {s: KeySet.load(self.layout.keys(dataset, s)) for s in STRATEGIES}
         profiles = {s: self.profiles(dataset, ks) for s, ks in keysets.items() if len(ks)}
-        wm = self.watermark(dataset)
-        fig6 = {**self.figure6(profiles, keysets), "watermark": wm["conf"]}
+        wm = self.watermark(dataset) if self.with_watermark else None
+        fig6 = {**self.figure6(profiles, keysets), **({"watermark": wm["conf"]} if wm else {})}
         strat = statistical_strategy(cfg, dataset)
         kk = min(cfg.k, len(keysets[strat]))
         head = {n: d[:kk] for n, d in profiles[strat].items()}
@@ -140,8 +141,11 @@ def run(args) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bench = PaperBench(args.world, args.cache)
-    bench.builder.build(watermark=True, workers=args.workers)  # resumes: trains only what the cache lacks
+    from attribcheck.lab.shadows.config import ShadowConfig
+
+    shadow_cfg = ShadowConfig.load(args.shadow_config) if args.shadow_config else None
+    bench = PaperBench(args.world, args.cache, shadow_cfg, watermark=not args.no_watermark)
+    bench.builder.build(watermark=bench.with_watermark, workers=args.workers)  # resumes: trains only what the cache lacks
     results = {"datasets": {d: bench.dataset(d) for d in bench.cfg.datasets}}
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
