@@ -36,14 +36,6 @@ def load_keyset(layout: WorldLayout, dataset: str, strategy: str, k: int) -> Key
     return KeySet.load(folder).head(k)
 
 
-def open_model(layout: WorldLayout, dataset: str, name: str, protocol, cache):
-    """A world model as a Generator, through the generation cache when one is given (a re-run,
-    or a run after the suites, answers from it)."""
-    from attribcheck.manifest import SuspectSpec, open_generator
-
-    return open_generator(SuspectSpec(name, layout.model(dataset, name), "innocent"), protocol, cache=cache)
-
-
 def shadow_innocents(shadows, keyset: KeySet) -> dict[str, np.ndarray]:
     """The finished innocent shadows' distances on a key set (cached in each shadow's folder):
     more innocent models to bound p0 with, as a manifest with a discriminator has."""
@@ -63,7 +55,7 @@ def evaluate_dataset(layout: WorldLayout, cfg: WorldConfig, dataset: str, k: int
     names = audited(cfg)
     verdicts: dict[str, dict[str, object]] = {s: {} for s in STRATEGIES}
     for name in names:
-        gen = open_model(layout, dataset, name, protocol, cache)
+        gen = layout.open(dataset, name, protocol, cache)  # a re-run answers from the cache
         for s in STRATEGIES:
             verdicts[s][name] = auditors[s].audit(gen) if s in auditors else None
     per_seed = {s: {rho_tag(r): [verdicts[s][infringer_name(r, seed)].conf if len(keysets[s]) else 0.0
@@ -123,10 +115,10 @@ def run(args) -> int:
                 print(f"{layout.root}/{d}: {len(missing)} models not built ({', '.join(missing[:4])}, ...); skipped")
                 continue
             shadows = None
-            if getattr(args, "shadows", False):
+            if args.shadows:
                 from attribcheck.lab.shadows.build import ShadowBuilder
 
-                shadows = ShadowBuilder(layout.root, getattr(args, "shadow_cache", None)).shadows(d)
+                shadows = ShadowBuilder(layout.root, args.shadow_cache).shadows(d)
             results["datasets"][d] = evaluate_dataset(layout, cfg, d, args.k, args.alpha, cache, shadows)
     results["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_table(results)

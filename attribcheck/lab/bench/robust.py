@@ -27,6 +27,7 @@ from attribcheck.errors import InputError
 from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.manifest import Manifest, SuspectSpec, open_generator
 from attribcheck.metrics.distance import get_distance
+from attribcheck.models.generator import generate_grid
 
 
 def jpeg(quality: int):
@@ -71,13 +72,10 @@ METRICS = ("rms", "aligned_rms", "multiscale_rms")
 TWINS = ("ref-twin",)
 
 
-def grid(auditor: Auditor, spec, protocol, captions=None) -> list[list[np.ndarray]]:
-    """The suspect's answers: per caption (default: the keys'), one image per query seed."""
+def grid(auditor: Auditor, spec, protocol, captions=None) -> list[np.ndarray]:
+    """The suspect's answers: per caption (default: the keys'), an array of one image per query seed."""
     captions = auditor.keyset.captions if captions is None else captions
-    gen = open_generator(spec, protocol)
-    seeds = list(auditor.keyset.query_seeds)
-    flat = gen.generate([c for c in captions for _ in seeds], [s for _ in captions for s in seeds])
-    return [flat[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(captions))]
+    return list(generate_grid(open_generator(spec, protocol), captions, auditor.keyset.query_seeds))
 
 
 def best(distance, answers, targets, transform=lambda x: x) -> np.ndarray:

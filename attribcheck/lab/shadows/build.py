@@ -1,8 +1,9 @@
 """`attribcheck shadows build`: shadow models in a cache folder outside git, resumable.
 
 The cache is keyed by a fingerprint of the world's training recipe (key-selection fields
-aside) and the shadow recipe, so a changed world never reuses stale shadows. Each finished model gets a `.done` marker. The
-same loop builds Baseline 1's watermark infringers (trained on stamped source images).
+aside) and the shadow recipe, so a changed world never reuses stale shadows. Each finished
+model gets a `.done` marker. The same loop builds Baseline 1's watermark infringers (trained
+on stamped source images).
 """
 from __future__ import annotations
 

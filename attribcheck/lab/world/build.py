@@ -212,11 +212,7 @@ class WorldBuilder:
         return out
 
     def generator(self, dataset: str, name: str):
-        from attribcheck.manifest import SuspectSpec, open_generator
-
-        # the role is a label here; the kind opens the folder as any audit would
-        return open_generator(SuspectSpec(name, self.layout.model(dataset, name), "innocent"), self.protocol(),
-                              cache=self.cache)
+        return self.layout.open(dataset, name, self.protocol(), self.cache)
 
     def protocol(self):
         from attribcheck.models.protocol import QueryProtocol

@@ -38,6 +38,13 @@ class WorldLayout:
     def summary(self, dataset: str) -> Path:
         return self.dataset(dataset) / "summary.json"
 
+    def open(self, dataset: str, name: str, protocol, cache=None):
+        """A world model as a Generator, opened by its kind as any audit would (the role is a
+        label here), through the generation cache when one is given."""
+        from attribcheck.manifest import SuspectSpec, open_generator
+
+        return open_generator(SuspectSpec(name, self.model(dataset, name), "innocent"), protocol, cache=cache)
+
 
 def infringer_name(rho: float, seed: int) -> str:
     return f"infringer-rho{rho_tag(rho)}-s{seed}"
