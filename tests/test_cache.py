@@ -64,6 +64,15 @@ def test_round_trip_is_lossless_and_a_warm_run_opens_no_model(tmp_path):
     assert opened3 == [1] and third.misses == 1 and third.model.calls == 1
 
 
+def test_a_pair_asked_twice_in_one_call_is_computed_once(tmp_path):
+    # D_S repeats captions: Strategy 1 asks for the same (prompt, seed) once per copy
+    gen, _ = cached(tmp_path)
+    out = gen.generate(["a cat", "a dog", "a cat", "a cat"], [0, 0, 0, 1])
+    assert gen.model.calls == 3 and gen.misses == 3 and gen.hits == 1
+    assert np.array_equal(out[0], out[2]) and not np.array_equal(out[0], out[3])
+    assert np.array_equal(out[2], Seeded().generate(["a cat"], [0])[0])
+
+
 def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
     gen, _ = cached(tmp_path)
     gen.generate(PROMPTS, SEEDS)

@@ -111,19 +111,26 @@ class CachedGenerator:
         keys = [entry_key(self.identity, self._protocol, p, int(s)) for p, s in zip(prompts, seeds)]
         out: list[np.ndarray | None] = [None] * len(keys)
         missing = self._lookup(keys, out)
+        generated = 0
         if missing:
             with self._lock():
                 missing = self._lookup(keys, out)  # another process may have computed them meanwhile
                 if missing:
-                    images = self.model.generate([prompts[i] for i in missing], [int(seeds[i]) for i in missing])
-                    if len(images) != len(missing):  # the checks downstream name it; cache nothing
+                    # a (prompt, seed) asked twice in one call (a caption D_S repeats) is one image
+                    first = list(dict.fromkeys(keys[i] for i in missing))
+                    at = {k: next(i for i in missing if keys[i] == k) for k in first}
+                    images = self.model.generate([prompts[at[k]] for k in first], [int(seeds[at[k]]) for k in first])
+                    if len(images) != len(first):  # the checks downstream name it; cache nothing
                         return list(images)
-                    for i, img in zip(missing, images):
+                    for k, img in zip(first, images):
                         img = np.asarray(img, dtype=np.float32)
-                        self.cache.put(keys[i], img)
-                        out[i] = img
-        self.misses += len(missing)
-        self.hits += len(keys) - len(missing)
+                        self.cache.put(k, img)
+                        at[k] = img
+                    for i in missing:
+                        out[i] = at[keys[i]]
+                    generated = len(first)
+        self.misses += generated  # images the model computed; every other answer is a hit
+        self.hits += len(keys) - generated
         return out  # type: ignore[return-value]
 
 
