@@ -85,17 +85,18 @@ GENERATION_SEEDS = (50_000,)  # the first seed the world's source generations us
 
 
 def measure(world: str | Path, dataset: str, models: list[str] | None = None, seeds=(0, 1, 2, 3),
-            previous: dict | None = None, all_pairs: bool = False) -> dict:
+            previous: dict | None = None, all_pairs: bool = False, cache=None) -> dict:
     """The report; `previous` (an earlier report of the same world) reuses its source
     measurement and keeps its other models' entries. `all_pairs` also measures each model
-    on every pair of D_S (the candidates' distances that thresholds are calibrated from)."""
+    on every pair of D_S (the candidates' distances that thresholds are calibrated from).
+    `cache`: a GenerationCache shared with key selection, which asks the same questions."""
     from attribcheck.lab.world.build import WorldBuilder
     from attribcheck.lab.world.config import WorldConfig
     from attribcheck.lab.world.layout import WorldLayout, is_done
 
     layout = WorldLayout(Path(world))
     cfg = WorldConfig.load(layout.config)
-    builder = WorldBuilder(world, cfg)
+    builder = WorldBuilder(world, cfg, cache=cache)
     _, splits = builder.data(dataset)
     d_s = splits["source"]
     copies_path = layout.dataset(dataset) / "source_set.json"
@@ -144,11 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all-pairs", action="store_true", help="also measure the models on every pair of D_S")
     ap.add_argument("--fresh", action="store_true", help="measure the source again; drop earlier entries")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    ap.add_argument("--no-cache", action="store_true", help="generate every image afresh")
     args = ap.parse_args(argv)
+    from attribcheck.cache import GenerationCache
+
     torch.set_num_threads(args.threads)
     out = Path(args.world) / args.dataset / "memorization.json"
     previous = None if args.fresh or not out.exists() else json.loads(out.read_text())
-    report = measure(args.world, args.dataset, args.model, previous=previous, all_pairs=args.all_pairs)
+    report = measure(args.world, args.dataset, args.model, previous=previous, all_pairs=args.all_pairs,
+                     cache=None if args.no_cache else GenerationCache(args.cache_dir))
     src = report["source"]
     print(json.dumps({k: v for k, v in src.items() if k not in ("memorized_ids", "r", "ids")}, indent=1))
     out.write_text(json.dumps(report, indent=1))
