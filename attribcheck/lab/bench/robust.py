@@ -72,10 +72,11 @@ METRICS = ("rms", "aligned_rms", "multiscale_rms")
 TWINS = ("ref-twin",)
 
 
-def grid(auditor: Auditor, spec, protocol, captions=None) -> list[np.ndarray]:
-    """The suspect's answers: per caption (default: the keys'), an array of one image per query seed."""
+def grid(auditor: Auditor, spec, protocol, captions=None, cache=None) -> list[np.ndarray]:
+    """The suspect's answers: per caption (default: the keys'), an array of one image per query
+    seed; through the generation cache when one is given (the untouched answers are the audit's)."""
     captions = auditor.keyset.captions if captions is None else captions
-    return list(generate_grid(open_generator(spec, protocol), captions, auditor.keyset.query_seeds))
+    return list(generate_grid(open_generator(spec, protocol, cache=cache), captions, auditor.keyset.query_seeds))
 
 
 def best(distance, answers, targets, transform=lambda x: x) -> np.ndarray:
@@ -87,7 +88,7 @@ def score(auditor: Auditor, answers, transform):
     return auditor.score("suspect", best(auditor.distance, answers, auditor.keyset.images, transform))
 
 
-def reference_answers(manifest: Manifest, auditor: Auditor) -> tuple[list, dict, dict]:
+def reference_answers(manifest: Manifest, auditor: Auditor, cache=None) -> tuple[list, dict, dict]:
     """The world's candidate prompts with the source's image for each, and every innocent
     reference's answers to those prompts and to the keys' captions."""
     ks = auditor.keyset
@@ -102,7 +103,7 @@ def reference_answers(manifest: Manifest, auditor: Auditor) -> tuple[list, dict,
     answers = {}
     for n in names:
         spec = SuspectSpec(n, manifest.source.parent / n, "innocent")
-        by_caption = dict(zip(captions, grid(auditor, spec, ks.protocol, captions)))
+        by_caption = dict(zip(captions, grid(auditor, spec, ks.protocol, captions, cache)))
         answers[n] = ([by_caption[c] for c in prompts], [by_caption[c] for c in ks.captions])
     return targets, answers, {"prompts": len(prompts), "references": names}
 
@@ -137,11 +138,14 @@ def calibrate(auditor: Auditor, metric: str, targets, answers) -> tuple[Auditor,
 
 
 def run(args) -> int:
+    from attribcheck.cache import GenerationCache
+
     t0 = time.perf_counter()
+    cache = None if args.no_cache else GenerationCache(args.cache_dir)
     manifest = Manifest.load(args.manifest)
     auditor = auditor_for(manifest)
     ks = auditor.keyset
-    targets, references, pool = reference_answers(manifest, auditor)
+    targets, references, pool = reference_answers(manifest, auditor, cache)
     auditors, calibration = {}, {}
     for metric in METRICS:
         auditors[metric], calibration[metric] = calibrate(auditor, metric, targets, references)
@@ -149,9 +153,9 @@ def run(args) -> int:
               f"(innocent level {auditors[metric].innocent_level:.3f})", flush=True)
     rows = []
     for spec in [s for s in manifest.suspects if not args.suspect or s.name in args.suspect]:
-        variants = {"": grid(auditor, spec, ks.protocol)}
+        variants = {"": grid(auditor, spec, ks.protocol, cache=cache)}
         for name, change in SAMPLERS.items():
-            variants[name] = grid(auditor, spec, ks.protocol.model_copy(update=change))
+            variants[name] = grid(auditor, spec, ks.protocol.model_copy(update=change), cache=cache)
         for variant, answers in variants.items():
             transforms = TRANSFORMS if not variant else {"none": TRANSFORMS["none"]}
             for tname, f in transforms.items():
