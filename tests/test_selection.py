@@ -196,3 +196,28 @@ def test_detection_drops_public_training_pairs():
     ctx.public = [pool[0].image, pool[1].image + 0.005]  # a public image and a re-encoded copy of one
     ks = DetectionSelector().select(ctx, pool)
     assert set(ks.captions) == MEMORIZED - {PROMPTS[0], PROMPTS[1]} and ks.selection["counts"]["public"] == 2
+
+
+def test_random_baseline_draws_each_training_image_once():
+    """Baseline 2 over a D_S where a few images repeat as near-duplicate copies: with `distinct`
+    every key is another image (copies skipped and counted); without, the copies come back."""
+    from attribcheck.data.dataset import CaptionDataset, Sample
+    from attribcheck.keys.select import RandomSelector
+
+    samples = []
+    for i in range(12):
+        image = picture("train", i)
+        samples.append(Sample(f"img{i}", f"prompt {i}", image))
+        for c in range(1, 8 if i < 3 else 1):  # three images repeated 8 times: 33 of 54 pairs are copies
+            jitter = np.random.default_rng([i, c]).normal(0, 0.01, image.shape)
+            samples.append(Sample(f"img{i}~c{c}", f"prompt {i}", np.clip(image + jitter, 0, 1).astype(np.float32)))
+    pool = CaptionDataset(samples, "d_s")
+    ks = RandomSelector(k=10).select(context(), pool)
+    originals = [k.id.split("~")[0] for k in ks.keys]
+    assert len(ks) == 10 and len(set(originals)) == 10
+    assert ks.selection["counts"]["near_duplicates"] > 0 and ks.selection["distinct"] is True
+    assert f"{ks.selection['counts']['near_duplicates']} copies of a sample already drawn" in describe(ks)
+    # 12 distinct images: asking for more keys than that returns each image once
+    assert len(RandomSelector(k=30).select(context(), pool)) == 12
+    plain = RandomSelector(k=10, distinct=False).select(context(), pool)
+    assert len({k.id.split("~")[0] for k in plain.keys}) < 10  # same seed, copies drawn again

@@ -260,14 +260,38 @@ def _tightest(distance: Distance, outs: list[np.ndarray]) -> tuple[int, np.ndarr
 
 @dataclass
 class RandomSelector:
-    """Baseline 2: K training pairs at random, no filtering (distances recorded, not used)."""
+    """Baseline 2: K training samples at random, no filtering (distances recorded, not used).
+
+    A sample is a training image: with `distinct` (the default), a pair whose image lies within
+    half the configured delta_0 of one already drawn is the same sample again (a near-duplicate
+    copy, often with the same caption) and is skipped, as Strategies 1 and 2 count it once. A
+    D_S whose few repeated images fill most of its pairs would otherwise hand the baseline those
+    copies over and over: correlated keys, and a "random" draw that is mostly memorized."""
 
     k: int = 30
     seed: int = 0
+    distinct: bool = True
     name: str = "random"
 
+    def _draw(self, ctx: SelectionContext, pool) -> tuple[list[int], int]:
+        """K pool indices in a seeded random order, and how many copies were skipped."""
+        order = [int(i) for i in np.random.default_rng(self.seed).permutation(len(pool))]
+        if not self.distinct:
+            return order[: self.k], 0
+        tolerance = ctx.thresholds.delta_0 / 2
+        kept: list[int] = []
+        skipped = 0
+        for i in order:
+            if len(kept) == self.k:
+                break
+            if kept and ctx.distance.pairwise([pool[i].image], [pool[j].image for j in kept]).min() < tolerance:
+                skipped += 1
+                continue
+            kept.append(i)
+        return kept, skipped
+
     def select(self, ctx: SelectionContext, pool) -> KeySet:
-        idx = np.random.default_rng(self.seed).permutation(len(pool))[: self.k]
+        idx, copies = self._draw(ctx, pool)
         caps = [pool[int(i)].caption for i in idx]
         targets = _at_output_size(ctx, [pool[int(i)].image for i in idx])
         ids = [pool[int(i)].id for i in idx]
@@ -277,7 +301,8 @@ class RandomSelector:
         delta_0 = _calibrate(ctx, r_refs) if r_refs or ctx.thresholds.mode == "fixed" else ctx.thresholds.delta_0
         keys = [Key(ids[i], caps[i], targets[i], float(r_s[i]), {n: float(v[i]) for n, v in r_refs.items()})
                 for i in range(len(caps))]
-        selection = {"thresholds": _thresholds(ctx, delta_0), "counts": {"candidates": len(pool), "passed": len(keys)}}
+        counts = {"candidates": len(pool), "near_duplicates": copies, "passed": len(keys)}
+        selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts, "distinct": self.distinct}
         return ctx.keyset(keys, self.name, len(pool), selection)
 
 
@@ -303,7 +328,8 @@ def describe(ks_or_selection) -> str:
         parts.append(f"{c['public']} near a public image")
     for name, n in c.get("reproduced_by", {}).items():
         parts.append(f"{n} reproduced by reference {name}")
-    if c.get("near_duplicates"):
-        parts.append(f"{c['near_duplicates']} near-duplicates of a better key")
+    if c.get("near_duplicates"):  # Baseline 2 skips copies as it draws; the strategies rank first
+        what = "copies of a sample already drawn" if s.get("distinct") else "near-duplicates of a better key"
+        parts.append(f"{c['near_duplicates']} {what}")
     parts.append(f"{c.get('passed', 0)} passed")
     return f"delta_0 = {t.get('delta_0', float('nan')):.4f} ({t.get('mode')}): " + "; ".join(parts)
