@@ -201,6 +201,8 @@ def test_detection_drops_public_training_pairs():
 def test_random_baseline_draws_each_training_image_once():
     """Baseline 2 over a D_S where a few images repeat as near-duplicate copies: with `distinct`
     every key is another image (copies skipped and counted); without, the copies come back."""
+    from collections import Counter
+
     from attribcheck.data.dataset import CaptionDataset, Sample
     from attribcheck.keys.select import RandomSelector
 
@@ -208,15 +210,20 @@ def test_random_baseline_draws_each_training_image_once():
     for i in range(12):
         image = picture("train", i)
         samples.append(Sample(f"img{i}", f"prompt {i}", image))
-        for c in range(1, 8 if i < 3 else 1):  # three images repeated 8 times: 33 of 54 pairs are copies
+        for c in range(1, 8 if i < 3 else 1):  # three images 8 times each: 21 of the 33 pairs are copies
             jitter = np.random.default_rng([i, c]).normal(0, 0.01, image.shape)
             samples.append(Sample(f"img{i}~c{c}", f"prompt {i}", np.clip(image + jitter, 0, 1).astype(np.float32)))
     pool = CaptionDataset(samples, "d_s")
     ks = RandomSelector(k=10).select(context(), pool)
     originals = [k.id.split("~")[0] for k in ks.keys]
     assert len(ks) == 10 and len(set(originals)) == 10
-    assert ks.selection["counts"]["near_duplicates"] > 0 and ks.selection["distinct"] is True
-    assert f"{ks.selection['counts']['near_duplicates']} copies of a sample already drawn" in describe(ks)
+    assert ks.selection["counts"]["near_duplicates"] == 33 - 12 and ks.selection["distinct"] is True
+    assert "21 pairs copying another training image" in describe(ks)
+    # each image equally likely: over many draws a repeated image comes up as often as any other
+    seen = Counter(pool[i].id.split("~")[0] for seed in range(200)
+                   for i in RandomSelector(k=3, seed=seed)._draw(context(), pool)[0])
+    repeated, single = np.mean([seen[f"img{i}"] for i in range(3)]), np.mean([seen[f"img{i}"] for i in range(3, 12)])
+    assert 1 / 1.5 < repeated / single < 1.5  # drawing pairs would favour them about 8 to 1
     # 12 distinct images: asking for more keys than that returns each image once
     assert len(RandomSelector(k=30).select(context(), pool)) == 12
     plain = RandomSelector(k=10, distinct=False).select(context(), pool)

@@ -263,10 +263,11 @@ class RandomSelector:
     """Baseline 2: K training samples at random, no filtering (distances recorded, not used).
 
     A sample is a training image: with `distinct` (the default), a pair whose image lies within
-    half the configured delta_0 of one already drawn is the same sample again (a near-duplicate
-    copy, often with the same caption) and is skipped, as Strategies 1 and 2 count it once. A
-    D_S whose few repeated images fill most of its pairs would otherwise hand the baseline those
-    copies over and over: correlated keys, and a "random" draw that is mostly memorized."""
+    half the configured delta_0 of an earlier pair's is a copy of that sample (a near-duplicate,
+    often with the same caption), and each sample is drawn with equal chance through its first
+    pair, as Strategies 1 and 2 count it once. A D_S whose few repeated images fill most of its
+    pairs would otherwise hand the baseline those copies over and over: correlated keys, and a
+    "random" draw that is mostly the repeated, memorized images."""
 
     k: int = 30
     seed: int = 0
@@ -274,21 +275,18 @@ class RandomSelector:
     name: str = "random"
 
     def _draw(self, ctx: SelectionContext, pool) -> tuple[list[int], int]:
-        """K pool indices in a seeded random order, and how many copies were skipped."""
-        order = [int(i) for i in np.random.default_rng(self.seed).permutation(len(pool))]
+        """K pool indices drawn at random, and how many pairs are copies of another image.
+        Distinct: every image is equally likely, however many copies it has (drawing pairs and
+        skipping repeats would favour an image in proportion to its copies)."""
+        rng = np.random.default_rng(self.seed)
         if not self.distinct:
-            return order[: self.k], 0
+            return [int(i) for i in rng.permutation(len(pool))[: self.k]], 0
+        firsts: list[int] = []  # each training image's first pair, in pool order
         tolerance = ctx.thresholds.delta_0 / 2
-        kept: list[int] = []
-        skipped = 0
-        for i in order:
-            if len(kept) == self.k:
-                break
-            if kept and ctx.distance.pairwise([pool[i].image], [pool[j].image for j in kept]).min() < tolerance:
-                skipped += 1
-                continue
-            kept.append(i)
-        return kept, skipped
+        for i in range(len(pool)):
+            if not firsts or ctx.distance.pairwise([pool[i].image], [pool[j].image for j in firsts]).min() >= tolerance:
+                firsts.append(i)
+        return [firsts[int(j)] for j in rng.permutation(len(firsts))[: self.k]], len(pool) - len(firsts)
 
     def select(self, ctx: SelectionContext, pool) -> KeySet:
         idx, copies = self._draw(ctx, pool)
@@ -329,7 +327,7 @@ def describe(ks_or_selection) -> str:
     for name, n in c.get("reproduced_by", {}).items():
         parts.append(f"{n} reproduced by reference {name}")
     if c.get("near_duplicates"):  # Baseline 2 skips copies as it draws; the strategies rank first
-        what = "copies of a sample already drawn" if s.get("distinct") else "near-duplicates of a better key"
+        what = "pairs copying another training image" if s.get("distinct") else "near-duplicates of a better key"
         parts.append(f"{c['near_duplicates']} {what}")
     parts.append(f"{c.get('passed', 0)} passed")
     return f"delta_0 = {t.get('delta_0', float('nan')):.4f} ({t.get('mode')}): " + "; ".join(parts)
