@@ -1,0 +1,76 @@
+"""End to end on the shipped partial-memorization world (`fixtures/world-partial/`): its key
+sets are large enough to carry a verdict, never rest on public data, and its suite's audit
+gives the verdicts the README reports, with p0 bounded as the suite bounds it."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribcheck.audit.auditor import Auditor
+from attribcheck.audit.verdict import ATTRIBUTED, CLEAN
+from attribcheck.keys.keyset import KeySet
+from attribcheck.lab.world.config import WorldConfig
+from attribcheck.lab.world.layout import WorldLayout
+from attribcheck.metrics.distance import get_distance
+from attribcheck.models.diffusers_generator import DiffusersGenerator
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYOUT = WorldLayout(ROOT / "fixtures" / "world-partial")
+CFG = WorldConfig.load(LAYOUT.config)
+[DATASET] = CFG.datasets
+STRATEGIES = ("detection", "generation")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    from attribcheck.lab.world.build import WorldBuilder
+
+    return WorldBuilder(LAYOUT.root, CFG).data(DATASET)[1]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_selected_key_sets_reach_k_and_avoid_public_images(strategy, splits):
+    ks = KeySet.load(LAYOUT.keys(DATASET, strategy))  # verifies the content hash
+    assert len(ks) >= CFG.k  # the issue's K >= 30, after every filter
+    assert all(k.r_source < ks.delta_0 for k in ks.keys)
+    # no key within delta_0 of a public image: an overlap innocent reproduces those innocently
+    near = get_distance(ks.distance).pairwise(ks.images, [s.image for s in splits["public"]]).min(axis=1)
+    assert near.min() >= ks.delta_0
+    # independent keys: no two within delta_0 / 2 (a duplicated image counts once)
+    d = get_distance(ks.distance).pairwise(ks.images, ks.images) + np.eye(len(ks))
+    assert d.min() >= ks.delta_0 / 2
+
+
+def test_random_keys_are_distinct_training_images(splits):
+    ks = KeySet.load(LAYOUT.keys(DATASET, "random"))
+    copies = json.loads((LAYOUT.dataset(DATASET) / "source_set.json").read_text())["copies"]
+    originals = [k.id.split("~")[0] for k in ks.keys]
+    assert len(set(originals)) == len(ks) == CFG.k
+    # each image equally likely: the repeated 30% of D_S's images are not over-drawn
+    repeated = sum(copies[o] > 1 for o in originals)
+    assert repeated < 0.6 * len(ks), repeated
+
+
+@pytest.fixture(scope="module")
+def suite_auditor():
+    """The suite's key set with p0 bounded as `pytest suites/` bounds it (its discriminator's
+    innocent shadows join the calibration reference)."""
+    from attribcheck.audit.run import auditor_for
+    from attribcheck.manifest import Manifest
+
+    return auditor_for(Manifest.load(ROOT / "suites" / f"{DATASET}.toml"))
+
+
+def test_suite_bounds_p0_with_more_than_one_innocent_model(suite_auditor):
+    assert len(suite_auditor.null_models) >= 5, suite_auditor.null_models
+    assert suite_auditor.p0 < 0.1
+
+
+@pytest.mark.parametrize("name, allowed", [("infringer-rho1.0-s0", {ATTRIBUTED}),
+                                           ("innocent-overlap-s0", {CLEAN, "inconclusive"}),
+                                           ("innocent-s0", {CLEAN})])
+def test_suite_verdicts(suite_auditor, name, allowed):
+    gen = DiffusersGenerator.from_path(LAYOUT.model(DATASET, name), suite_auditor.keyset.protocol)
+    v = suite_auditor.audit(gen, name)
+    assert v.verdict in allowed, v.summary()
