@@ -117,18 +117,19 @@ class CachedGenerator:
                 missing = self._lookup(keys, out)  # another process may have computed them meanwhile
                 if missing:
                     # a (prompt, seed) asked twice in one call (a caption D_S repeats) is one image
-                    first = list(dict.fromkeys(keys[i] for i in missing))
-                    at = {k: next(i for i in missing if keys[i] == k) for k in first}
-                    images = self.model.generate([prompts[at[k]] for k in first], [int(seeds[at[k]]) for k in first])
-                    if len(images) != len(first):  # the checks downstream name it; cache nothing
-                        return list(images)
-                    for k, img in zip(first, images):
-                        img = np.asarray(img, dtype=np.float32)
-                        self.cache.put(k, img)
-                        at[k] = img
+                    first: dict[str, int] = {}
                     for i in missing:
-                        out[i] = at[keys[i]]
-                    generated = len(first)
+                        first.setdefault(keys[i], i)
+                    todo = list(first.values())
+                    images = self.model.generate([prompts[i] for i in todo], [int(seeds[i]) for i in todo])
+                    if len(images) != len(todo):  # the checks downstream name it; cache nothing
+                        return list(images)
+                    fresh = {k: np.asarray(img, dtype=np.float32) for k, img in zip(first, images)}
+                    for k, img in fresh.items():
+                        self.cache.put(k, img)
+                    for i in missing:
+                        out[i] = fresh[keys[i]]
+                    generated = len(todo)
         self.misses += generated  # images the model computed; every other answer is a hit
         self.hits += len(keys) - generated
         return out  # type: ignore[return-value]
