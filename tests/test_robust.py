@@ -100,8 +100,27 @@ def test_summary_counts_flips_and_innocent_attributions():
         {"suspect": "inf", "expect": "infringing", "change": "none", "metric": "rms", "conf": 0.6, "verdict": "attributed"},
         {"suspect": "inf", "expect": "infringing", "change": "crop10", "metric": "rms", "conf": 0.1, "verdict": "clean"},
         {"suspect": "inn", "expect": "innocent", "change": "none", "metric": "rms", "conf": 0.0, "verdict": "clean"},
-        {"suspect": "inn", "expect": "innocent", "change": "crop10", "metric": "rms", "conf": 0.5, "verdict": "attributed"},
+        {"suspect": "inn", "expect": "innocent", "change": "crop10", "metric": "rms", "conf": 0.5, "verdict": "attributed",
+         "verdict_transformed_null": "inconclusive"},
     ]
     s = summarise(rows)
-    assert s["crop10/rms"] == {"conf_loss": pytest.approx(0.5), "flips_to_clean": 1, "innocents_attributed": 1}
+    assert s["crop10/rms"] == {"conf_loss": pytest.approx(0.5), "flips_to_clean": 1, "innocents_attributed": 1,
+                               "innocents_attributed_transformed_null": 0}
     assert s["none/rms"]["conf_loss"] == 0.0
+
+
+def test_null_under_a_transformation_rises_when_it_brings_references_onto_the_keys():
+    """A blur that pulls the references' answers within delta_0 of the keys raises p0; a
+    change that leaves them far away keeps the key set's own p0 (never lowers it)."""
+    from attribcheck.lab.bench.robust import null_under
+
+    refs = ("a", "b", "c")
+    keys = [Key(f"k{i}", f"c{i}", emoji_like(i), 0.0, {n: 0.4 for n in refs}) for i in range(40)]
+    ks = KeySet(keys, "detection", 0.15, {"name": "rms"}, QueryProtocol(), [0], "source",
+                {n: "calibration" for n in refs})
+    a = Auditor(ks, p0=0.05)
+    far = [np.array([np.zeros((16, 16, 3), np.float32)]) for _ in keys]  # black squares: far from every key
+    near = [np.array([k.image * 0.9 + 0.05]) for k in keys]  # a washed-out copy of each key
+    # 0 hits in 120 trials bounds p0 at 0.025, below the key set's 0.05, which stays
+    assert null_under(a, {n: (None, far) for n in refs}, lambda x: x) == 0.05
+    assert null_under(a, {"a": (None, near), "b": (None, far), "c": (None, far)}, lambda x: x) > 0.3

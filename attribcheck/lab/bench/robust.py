@@ -88,6 +88,20 @@ def score(auditor: Auditor, answers, transform):
     return auditor.score("suspect", best(auditor.distance, answers, auditor.keyset.images, transform))
 
 
+def null_under(auditor: Auditor, answers: dict, transform) -> float:
+    """p0 as the suspect's answers arrive: the innocent references' answers to the keys passed
+    through the same transformation, bounded as the audit bounds p0, and never below the key
+    set's own p0. Blurring pulls every answer toward the average picture, innocents' too, so a
+    null measured on untouched answers accuses a blurred innocent. (The selection references
+    were chosen to miss the keys untouched, so this bound is itself optimistic.)"""
+    from attribcheck.audit.score import p0_upper
+
+    ks = auditor.keyset
+    hits = sum(int(np.sum(best(auditor.distance, keys, ks.images, transform) < auditor.delta_0))
+               for _, keys in answers.values())
+    return max(auditor.p0, p0_upper(hits, len(answers) * len(ks), len(ks)))
+
+
 def reference_answers(manifest: Manifest, auditor: Auditor, cache=None) -> tuple[list, dict, dict]:
     """The world's candidate prompts with the source's image for each, and every innocent
     reference's answers to those prompts and to the keys' captions."""
@@ -151,7 +165,7 @@ def run(args) -> int:
         auditors[metric], calibration[metric] = calibrate(auditor, metric, targets, references)
         print(f"{metric}: delta_0 {calibration[metric]['delta_0']:.4f} "
               f"(innocent level {auditors[metric].innocent_level:.3f})", flush=True)
-    rows = []
+    rows, nulls = [], {}
     for spec in [s for s in manifest.suspects if not args.suspect or s.name in args.suspect]:
         variants = {"": grid(auditor, spec, ks.protocol, cache=cache)}
         for name, change in SAMPLERS.items():
@@ -160,9 +174,17 @@ def run(args) -> int:
             transforms = TRANSFORMS if not variant else {"none": TRANSFORMS["none"]}
             for tname, f in transforms.items():
                 for metric in METRICS:
-                    v = score(auditors[metric], answers, f)
+                    a = auditors[metric]
+                    v = score(a, answers, f)
+                    # the same answers against a null measured through the same transformation
+                    # (the suspect's answers do not enter it: once per change and metric)
+                    if (tname, metric) not in nulls:
+                        nulls[(tname, metric)] = null_under(a, references, f)
+                    p0_t = nulls[(tname, metric)]
+                    v_t = score(Auditor(a.keyset, alpha=a.alpha, delta_0=a.delta_0, p0=p0_t), answers, f)
                     rows.append({"suspect": spec.name, "expect": spec.expect, "change": variant or tname,
-                                 "metric": metric, "conf": v.conf, "verdict": v.verdict, "p_value": v.p_value})
+                                 "metric": metric, "conf": v.conf, "verdict": v.verdict, "p_value": v.p_value,
+                                 "p0_transformed": p0_t, "verdict_transformed_null": v_t.verdict})
         print(f"{spec.name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     summary = summarise(rows)
     out = {"manifest": str(manifest.path), "k": len(ks), "delta_0": auditor.delta_0, "p0": auditor.p0,
@@ -184,19 +206,23 @@ def summarise(rows: list[dict]) -> dict:
     out: dict = {}
     for r in rows:
         key = f"{r['change']}/{r['metric']}"
-        s = out.setdefault(key, {"conf_loss": [], "flips_to_clean": 0, "innocents_attributed": 0})
+        s = out.setdefault(key, {"conf_loss": [], "flips_to_clean": 0, "innocents_attributed": 0,
+                                 "innocents_attributed_transformed_null": 0})
         b = base[(r["suspect"], r["metric"])]
         if r["expect"] == "infringing":
             s["conf_loss"].append(b["conf"] - r["conf"])
             s["flips_to_clean"] += int(r["verdict"] == "clean" and b["verdict"] != "clean")
         else:
             s["innocents_attributed"] += int(r["verdict"] == "attributed")
+            s["innocents_attributed_transformed_null"] += int(r.get("verdict_transformed_null") == "attributed")
     for s in out.values():
         s["conf_loss"] = float(np.mean(s["conf_loss"])) if s["conf_loss"] else 0.0
     return out
 
 
 def print_summary(summary: dict) -> None:
-    print(f"{'change/metric':32s} {'mean conf loss':>14s} {'flips to clean':>15s} {'innocents attributed':>21s}")
+    print(f"{'change/metric':32s} {'mean conf loss':>14s} {'flips to clean':>15s} {'innocents attributed':>21s} "
+          f"{'(null through the change)':>26s}")
     for key, s in summary.items():
-        print(f"{key:32s} {s['conf_loss']:14.3f} {s['flips_to_clean']:15d} {s['innocents_attributed']:21d}")
+        print(f"{key:32s} {s['conf_loss']:14.3f} {s['flips_to_clean']:15d} {s['innocents_attributed']:21d} "
+              f"{s['innocents_attributed_transformed_null']:26d}")
