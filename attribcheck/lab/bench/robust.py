@@ -84,10 +84,6 @@ def best(distance, answers, targets, transform=lambda x: x) -> np.ndarray:
     return np.array([min(distance(transform(o), t) for o in outs) for outs, t in zip(answers, targets)])
 
 
-def score(auditor: Auditor, answers, transform):
-    return auditor.score("suspect", best(auditor.distance, answers, auditor.keyset.images, transform))
-
-
 def null_under(auditor: Auditor, answers: dict, transform) -> float:
     """p0 as the suspect's answers arrive: the innocent references' answers to the keys passed
     through the same transformation, bounded as the audit bounds p0, and never below the key
@@ -175,13 +171,14 @@ def run(args) -> int:
             for tname, f in transforms.items():
                 for metric in METRICS:
                     a = auditors[metric]
-                    v = score(a, answers, f)
+                    d = best(a.distance, answers, a.keyset.images, f)  # once: both nulls score these
+                    v = a.score("suspect", d)
                     # the same answers against a null measured through the same transformation
                     # (the suspect's answers do not enter it: once per change and metric)
                     if (tname, metric) not in nulls:
                         nulls[(tname, metric)] = null_under(a, references, f)
                     p0_t = nulls[(tname, metric)]
-                    v_t = score(Auditor(a.keyset, alpha=a.alpha, delta_0=a.delta_0, p0=p0_t), answers, f)
+                    v_t = Auditor(a.keyset, alpha=a.alpha, delta_0=a.delta_0, p0=p0_t).score("suspect", d)
                     rows.append({"suspect": spec.name, "expect": spec.expect, "change": variant or tname,
                                  "metric": metric, "conf": v.conf, "verdict": v.verdict, "p_value": v.p_value,
                                  "p0_transformed": p0_t, "verdict_transformed_null": v_t.verdict})
