@@ -10,6 +10,7 @@
     # source_config = "../base"                    # optional; for a single-file source checkpoint
     # discriminator = "../keys/discriminator.json" # optional; default: the key set's, when it has one
     # threshold = 0.9                              # optional, in (0.5, 1]; P(infringing) the statistical verdict needs
+    # min_sharpness = 0.6                          # optional; blurrier answers get no verdict (audit/conformance.py)
 
     [[suspects]]
     name = "infringer-rho0.3-s0"
@@ -21,7 +22,13 @@
     # variant = "fp16"                             # diffusers: load model.fp16.safetensors files
     # lora = "../adapters/style.safetensors"       # diffusers: a LoRA adapter over the pipeline at path/repo
     # lora_scale = 1.0
+    # postprocess = ["scale:2", "jpeg:75"]         # what the suspect's service does to its images (audit/postprocess.py)
     # [suspects.options]                           # the kind's own settings (http: url, request, ...)
+
+    [[innocents]]                                  # optional: innocent models that took no part in key selection;
+    name = "ref-calibration"                       # the null through a suspect's postprocess is measured on them
+    path = "../fixtures/world/emoji/ref-calibration"
+    # kind, config, repo, ...: as for a suspect
 
 A manifest is untrusted input: it is validated whole at load, before any model is touched.
 Unknown keys (`alhpa`, `[[suspect]]`), values out of range and paths that do not exist are
@@ -35,6 +42,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
 from attribcheck.errors import InputError, from_validation
 
 try:
@@ -64,6 +72,7 @@ class AuditTable(_Strict):
     delta_0: Optional[float] = Field(None, gt=0, le=1)
     discriminator: Optional[str] = None
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0.5, le=1)
+    min_sharpness: float = Field(DEFAULT_MIN_SHARPNESS, ge=0, le=1)
 
 
 def _registered_kind(v: str) -> str:
@@ -85,6 +94,7 @@ class SuspectEntry(_Strict):
     variant: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     lora: Optional[str] = Field(None, min_length=1)
     lora_scale: float = Field(1.0, ge=-10, le=10)
+    postprocess: list[str] = Field([], max_length=16)
     options: dict = {}
 
     _kind = field_validator("kind")(_registered_kind)
@@ -94,6 +104,15 @@ class SuspectEntry(_Strict):
     def _not_the_self_check(cls, v: str) -> str:
         if v == SELF_CHECK:  # the report's row for the source's self-check has this name
             raise ValueError(f"{SELF_CHECK!r} names the source's self-check row; call the suspect something else")
+        return v
+
+    @field_validator("postprocess")
+    @classmethod
+    def _steps(cls, v: list[str]) -> list[str]:
+        from attribcheck.audit.postprocess import parse_step
+
+        for step in v:
+            parse_step(step)  # ValueError: the step and what is wrong with it
         return v
 
     @model_validator(mode="after")
@@ -126,20 +145,38 @@ class SuspectEntry(_Strict):
         return self
 
 
+class InnocentEntry(SuspectEntry):
+    """An innocent model the owner holds: opened like a suspect, never audited."""
+
+    expect: Literal["innocent"] = "innocent"
+
+
 class ManifestFile(_Strict):
     """The schema of a manifest file."""
 
     audit: AuditTable
     suspects: list[SuspectEntry] = []
+    innocents: list[InnocentEntry] = []
 
-    @field_validator("suspects")
+    @field_validator("suspects", "innocents")
     @classmethod
     def _unique(cls, v: list[SuspectEntry]) -> list[SuspectEntry]:
         names = [s.name for s in v]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"suspect names must be unique; repeated: {dupes}")
+            raise ValueError(f"names must be unique; repeated: {dupes}")
         return v
+
+    @model_validator(mode="after")
+    def _innocents_for_postprocess(self):
+        if self.innocents and any(i.postprocess for i in self.innocents):
+            raise ValueError("innocents: postprocess is a suspect's setting; an innocent's answers are "
+                             "passed through each suspect's steps")
+        needs = [s.name for s in self.suspects if s.postprocess]
+        if needs and not self.innocents:
+            raise ValueError(f"suspect {needs[0]} declares a postprocess: the null is measured through it on "
+                             f"innocent models; list them as [[innocents]]")
+        return self
 
 
 @dataclass(frozen=True)
@@ -155,6 +192,7 @@ class SuspectSpec:
     lora: Path | None = None  # diffusers: a LoRA adapter loaded over the pipeline
     lora_scale: float = 1.0
     options: object = field(default=None, hash=False, compare=False)  # the kind's validated options
+    postprocess: tuple[str, ...] = ()  # what the suspect's service does to its images (audit/postprocess.py)
     base: Path | None = field(default=None, hash=False, compare=False)  # the manifest's folder
 
 
@@ -171,6 +209,8 @@ class Manifest:
     discriminator: Path | None = None  # the statistical level's discriminator, when there is one
     threshold: float = DEFAULT_THRESHOLD
     source_config: Path | None = None
+    min_sharpness: float = DEFAULT_MIN_SHARPNESS
+    innocents: list[SuspectSpec] = field(default_factory=list)  # [[innocents]]: the null through a postprocess
 
     @property
     def statistical(self) -> bool:
@@ -213,20 +253,22 @@ class Manifest:
         if a.source_kind not in kinds.names():
             raise InputError(f"unknown suspect kind {a.source_kind!r}; registered: {', '.join(kinds.names())}",
                              path, "audit.source_kind")
-        suspects = []
-        for i, s in enumerate(m.suspects):
+        def spec(i: int, s: SuspectEntry, table: str) -> SuspectSpec:
             options = kinds.get(s.kind).options
-            suspects.append(SuspectSpec(
-                s.name, existing(s.path, f"suspects.{i}.path", "suspect"), s.expect, s.kind,
-                existing(s.config, f"suspects.{i}.config", "config"), s.repo, s.revision, s.variant,
-                existing(s.lora, f"suspects.{i}.lora", "LoRA file"), s.lora_scale,
-                options.model_validate(s.options) if options is not None else None, here))
+            return SuspectSpec(
+                s.name, existing(s.path, f"{table}.{i}.path", "model"), s.expect, s.kind,
+                existing(s.config, f"{table}.{i}.config", "config"), s.repo, s.revision, s.variant,
+                existing(s.lora, f"{table}.{i}.lora", "LoRA file"), s.lora_scale,
+                options.model_validate(s.options) if options is not None else None, tuple(s.postprocess), here)
+
+        suspects = [spec(i, s, "suspects") for i, s in enumerate(m.suspects)]
+        innocents = [spec(i, s, "innocents") for i, s in enumerate(m.innocents)]
         discriminator = existing(a.discriminator, "audit.discriminator", "discriminator")
         if discriminator is None and (keys / "discriminator.json").exists():
             discriminator = keys / "discriminator.json"
         return cls(path, a.name or path.stem, existing(a.source, "audit.source", "source"), keys, suspects,
                    a.alpha, a.delta_0, a.source_kind, discriminator, a.threshold,
-                   existing(a.source_config, "audit.source_config", "config"))
+                   existing(a.source_config, "audit.source_config", "config"), a.min_sharpness, innocents)
 
 
 def _named(err, data) -> list[dict]:
@@ -234,13 +276,13 @@ def _named(err, data) -> list[dict]:
     errors = err.errors()
     for e in errors:
         loc = e.get("loc", ())
-        if len(loc) >= 2 and loc[0] == "suspects" and isinstance(loc[1], int):
+        if len(loc) >= 2 and loc[0] in ("suspects", "innocents") and isinstance(loc[1], int):
             try:
-                name = data["suspects"][loc[1]].get("name")
+                name = data[loc[0]][loc[1]].get("name")
             except (KeyError, IndexError, TypeError, AttributeError):
                 continue  # naming is a courtesy; the index still says where
             if isinstance(name, str):
-                e["loc"] = ("suspects", f"{loc[1]} ({name})") + tuple(loc[2:])
+                e["loc"] = (loc[0], f"{loc[1]} ({name})") + tuple(loc[2:])
     return errors
 
 

@@ -54,6 +54,11 @@ class InstanceResult(_Model):
     early_stop: bool = False
     queries: Optional[int] = Field(None, ge=0)
     queries_full: Optional[int] = Field(None, ge=0)
+    # why no verdict was read from the answers (then inconclusive): they depart from the protocol
+    departure: Optional[str] = None
+    postprocess: list[str] = []  # the suspect's declared steps: keys and null were seen through them
+    sharpness: Optional[float] = Field(None, ge=0)  # the answers' sharpness over the keys' (audit/conformance.py)
+    min_sharpness: Optional[float] = None
 
 
 class StatisticalResult(_Model):
@@ -63,6 +68,7 @@ class StatisticalResult(_Model):
     cv_accuracy: float
     min_cv_accuracy: float
     shadows: int
+    departure: Optional[str] = None
 
 
 class SuspectReport(_Model):

@@ -96,31 +96,50 @@ def test_calibrate_carries_the_operating_point_to_a_more_lenient_metric():
 
 
 def test_summary_counts_flips_and_innocent_attributions():
-    rows = [
-        {"suspect": "inf", "expect": "infringing", "change": "none", "metric": "rms", "conf": 0.6, "verdict": "attributed"},
-        {"suspect": "inf", "expect": "infringing", "change": "crop10", "metric": "rms", "conf": 0.1, "verdict": "clean"},
-        {"suspect": "inn", "expect": "innocent", "change": "none", "metric": "rms", "conf": 0.0, "verdict": "clean"},
-        {"suspect": "inn", "expect": "innocent", "change": "crop10", "metric": "rms", "conf": 0.5, "verdict": "attributed",
-         "verdict_transformed_null": "inconclusive"},
-    ]
+    def row(who, expect, change, conf, verdict, audit=None, declared=None, conf_declared=None):
+        r = {"suspect": who, "expect": expect, "change": change, "metric": "rms", "conf": conf, "verdict": verdict,
+             "verdict_audit": audit or verdict}
+        if declared:
+            r.update(verdict_declared=declared, conf_declared=conf_declared)
+        return r
+
+    rows = [row("inf", "infringing", "none", 0.6, "attributed", declared="attributed", conf_declared=0.6),
+            row("inf", "infringing", "crop10", 0.1, "clean", "inconclusive", "attributed", 0.55),
+            row("inn", "innocent", "none", 0.0, "clean", declared="clean", conf_declared=0.0),
+            row("inn", "innocent", "crop10", 0.5, "attributed", "inconclusive", "clean", 0.0)]
     s = summarise(rows)
-    assert s["crop10/rms"] == {"conf_loss": pytest.approx(0.5), "flips_to_clean": 1, "innocents_attributed": 1,
-                               "innocents_attributed_transformed_null": 0}
-    assert s["none/rms"]["conf_loss"] == 0.0
+    crop = s["crop10/rms"]
+    assert (crop["conf_loss"], crop["flips_to_clean"], crop["innocents_attributed"]) == (pytest.approx(0.5), 1, 1)
+    assert crop["audit"] == {"infringers_attributed": 0, "innocents_attributed": 0}
+    assert crop["declared"] == {"conf_loss": pytest.approx(0.05), "infringers_attributed": 1,
+                                "innocents_attributed": 0, "flips_to_clean": 0}
+    assert s["none/rms"]["conf_loss"] == 0.0 and s["none/rms"]["audit"]["infringers_attributed"] == 1
+    # rows without a declared reading (another metric, no innocent models) leave it unmeasured
+    assert summarise([{**r, "metric": "aligned_rms"} for r in rows if "verdict_declared" not in r] or
+                     [row("inf", "infringing", "none", 0.6, "attributed")])["none/rms"]["declared"] is None
 
 
-def test_null_under_a_transformation_rises_when_it_brings_references_onto_the_keys():
-    """A blur that pulls the references' answers within delta_0 of the keys raises p0; a
-    change that leaves them far away keeps the key set's own p0 (never lowers it)."""
-    from attribcheck.lab.bench.robust import null_under
+def test_the_audit_reading_makes_blurred_answers_inconclusive_and_the_declared_one_decides():
+    """bench robust's readings of one answer set: an innocent blurred by a round trip is
+    inconclusive as the audit reads it (too blurry for the untouched null), and not attributed
+    with the round trip declared (its null measured through it, never below the key set's)."""
+    from attribcheck.audit.null_through import through
+    from attribcheck.audit.postprocess import Postprocess
+    from attribcheck.lab.bench.robust import audited
 
     refs = ("a", "b", "c")
-    keys = [Key(f"k{i}", f"c{i}", emoji_like(i), 0.0, {n: 0.4 for n in refs}) for i in range(40)]
-    ks = KeySet(keys, "detection", 0.15, {"name": "rms"}, QueryProtocol(), [0], "source",
+    keys = [Key(f"k{i}", f"c{i}", emoji_like(i), 0.0, {n: 0.4 for n in refs}) for i in range(30)]
+    ks = KeySet(keys, "detection", 0.12, {"name": "rms"}, QueryProtocol(), [0], "source",
                 {n: "calibration" for n in refs})
-    a = Auditor(ks, p0=0.05)
-    far = [np.array([np.zeros((16, 16, 3), np.float32)]) for _ in keys]  # black squares: far from every key
-    near = [np.array([k.image * 0.9 + 0.05]) for k in keys]  # a washed-out copy of each key
-    # 0 hits in 120 trials bounds p0 at 0.025, below the key set's 0.05, which stays
-    assert null_under(a, {n: (None, far) for n in refs}, lambda x: x) == 0.05
-    assert null_under(a, {"a": (None, near), "b": (None, far), "c": (None, far)}, lambda x: x) > 0.3
+    a = Auditor(ks, p0=0.02)
+    round_trip = Postprocess.parse(["scale:0.25", "scale:4"])
+    # innocents: each key's picture with the disc elsewhere, in another colour
+    innocent = [np.array([emoji_like(1000 + i)]) for i in range(len(keys))]
+    others = {n: [[emoji_like(2000 + 50 * j + i)] for i in range(len(keys))] for j, n in enumerate(refs)}
+    declared = through(a, round_trip, others)
+    row = audited(a, innocent, round_trip, declared)
+    assert row["sharpness"] < 0.6 and row["verdict_audit"] == "inconclusive"
+    assert row["verdict_declared"] != "attributed" and row["p0_declared"] >= a.p0
+    # the untouched answers: sharp, and read the same three ways
+    plain = audited(a, innocent, Postprocess(), through(a, Postprocess(), others))
+    assert plain["sharpness"] > 0.6 and plain["verdict_audit"] == plain["verdict"] == "clean"

@@ -2,12 +2,13 @@
 key set -> query suspect -> measure -> score -> verdict."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from attribcheck.audit import score
+from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
 from attribcheck.audit.reconstruct import reconstruct
 from attribcheck.audit.verdict import Verdict, decide
 from attribcheck.errors import InputError
@@ -62,6 +63,12 @@ class Auditor:
     p0: float | None = None  # default: estimated from the key set's reference models
     # further innocent models' distances on the keys (innocent shadows): a tighter bound on p0
     innocents: dict[str, np.ndarray] | None = None
+    # default: the most keys a held-out calibration reference reproduces (innocent_level())
+    innocent_level: float | None = None
+    # answers less sharp than this share of the keys' depart from the protocol (audit/conformance.py)
+    min_sharpness: float = DEFAULT_MIN_SHARPNESS
+    # the manifest's [[innocents]] (SuspectSpecs): asked only when a suspect declares a postprocess
+    innocent_models: tuple = field(default=(), repr=False)
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:  # the manifest checks too; this guards library callers
@@ -73,7 +80,8 @@ class Auditor:
         if self.p0 is None:
             self.p0 = null_rate(self.keyset, self.delta_0, self.innocents)
         self.null_models = sorted(null_models(self.keyset, self.innocents))  # what p0 rests on
-        self.innocent_level = innocent_level(self.keyset, self.delta_0)
+        if self.innocent_level is None:
+            self.innocent_level = innocent_level(self.keyset, self.delta_0)
         self.distance = get_distance(self.keyset.distance)
 
     @cached_property

@@ -22,7 +22,14 @@ def auditor_for(manifest: Manifest) -> Auditor:
         from attribcheck.statistical.fit import innocent_profiles
 
         innocents = innocent_profiles(manifest.discriminator, keyset)
-    return Auditor(keyset, alpha=manifest.alpha, delta_0=manifest.delta_0, innocents=innocents)
+    for i, spec in enumerate(manifest.innocents):
+        if keyset.reference_roles.get(spec.name) == "selection":
+            from attribcheck.errors import InputError
+
+            raise InputError(f"{spec.name} selected these keys (they were chosen for it to miss): its rate is "
+                             f"biased low and cannot bound the null", manifest.path, f"innocents.{i}.name")
+    return Auditor(keyset, alpha=manifest.alpha, delta_0=manifest.delta_0, innocents=innocents,
+                   min_sharpness=manifest.min_sharpness, innocent_models=tuple(manifest.innocents))
 
 
 def statistical_for(manifest: Manifest, keyset: KeySet):
@@ -55,6 +62,7 @@ class SuspectResult:
     images: dict | None = field(default=None, repr=False)
     # an early-stopped audit's queries (attribcheck.audit.early_stop.Queries); None: the full audit
     queries: object | None = None
+    conformance: object | None = None  # attribcheck.audit.conformance.Conformance of its answers
 
     @property
     def outcome(self) -> str:
@@ -73,7 +81,11 @@ class SuspectResult:
         v = self.verdict
         if v is not None:
             row["instance"] = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
-                                                          "alpha", "delta_0", "innocent_level")}
+                                                          "alpha", "delta_0", "innocent_level", "departure")}
+            row["instance"]["postprocess"] = list(self.spec.postprocess)
+            if self.conformance is not None:
+                row["instance"].update(sharpness=self.conformance.sharpness,
+                                       min_sharpness=self.conformance.min_sharpness)
             seeds = v.best_seeds or [None] * len(v.distances)
             row["keys"] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
                            for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
@@ -86,7 +98,7 @@ class SuspectResult:
         sv = self.statistical
         if sv is not None:
             row["statistical"] = {f: getattr(sv, f) for f in ("verdict", "p_infringing", "threshold", "cv_accuracy",
-                                                              "min_cv_accuracy", "shadows")}
+                                                              "min_cv_accuracy", "shadows", "departure")}
             row["statistical_outcome"] = outcome(sv.verdict, self.spec.expect)
         return row
 
@@ -112,8 +124,18 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
     best-seed answer in `result.images`, for the evidence report (no further queries)."""
     result = SuspectResult(spec, role, fingerprint=_fingerprint(spec))
     try:
+        if spec.postprocess:  # keys and null seen through the suspect's declared steps
+            from attribcheck.audit.null_through import innocent_answers, through
+            from attribcheck.audit.postprocess import Postprocess
+
+            answers = innocent_answers(auditor, auditor.innocent_models, runtime, cache)
+            auditor = through(auditor, Postprocess.parse(spec.postprocess), answers)
         # cache: a GenerationCache; answers come from it where they can, a model loads only on a miss
         generator = open_generator(spec, auditor.keyset.protocol, runtime, cache)
+        from attribcheck.audit.conformance import Watching
+
+        h, w = auditor.keyset.images[0].shape[:2]
+        generator = watching = Watching(generator, h, w)
         if keep_images:
             from attribcheck.evidence.capture import Recording
 
@@ -133,9 +155,28 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
         if statistical is not None and not early_stop:  # it needs every key's full distance
             result.statistical = statistical.verdict(spec.name, result.verdict.distances)
+        result.conformance = watching.result(auditor.keyset.images, auditor.min_sharpness)
+        _read_with_care(result)
     except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
         result.error = e
     return result
+
+
+def _read_with_care(result: SuspectResult) -> None:
+    """No verdict from answers that depart from the protocol (audit/conformance.py), and no
+    statistical verdict from a profile measured through a postprocess (the discriminator was
+    trained on untouched answers): both become inconclusive, with the reason."""
+    from dataclasses import replace
+
+    from attribcheck.audit.verdict import INCONCLUSIVE
+
+    why = result.conformance.reason() if result.conformance is not None else None
+    if why:
+        result.verdict = replace(result.verdict, verdict=INCONCLUSIVE, departure=why)
+    if result.statistical is not None and (why or result.spec.postprocess):
+        why = why or ("the discriminator was trained on untouched answers; these went through "
+                      f"{'+'.join(result.spec.postprocess)}")
+        result.statistical = replace(result.statistical, verdict=INCONCLUSIVE, departure=why)
 
 
 def keyset_info(manifest: Manifest, auditor: Auditor) -> dict:

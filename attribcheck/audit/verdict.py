@@ -22,6 +22,8 @@ class Verdict:
     distances: list[float] = field(default_factory=list)
     innocent_level: float = 0.0  # the share of keys held-out innocent references reproduce
     best_seeds: list[int] = field(default_factory=list)  # per key, the query seed closest to it
+    # why no verdict is read from these answers (audit/conformance.py); the verdict is then inconclusive
+    departure: str | None = None
 
     def to_dict(self, with_distances: bool = True) -> dict:
         d = asdict(self)
@@ -36,6 +38,8 @@ class Verdict:
 
     def reason(self) -> str:
         """Why this verdict, in one sentence."""
+        if self.departure:
+            return self.departure
         if self.verdict == ATTRIBUTED:
             return (f"p-value {self.p_value:.3g} < alpha {self.alpha}: it reproduces more keys than an "
                     f"innocent model would by chance (p0={self.p0:.3f})")

@@ -111,7 +111,8 @@ def _verdict(entry: dict, row: dict) -> Verdict:
     v = row["instance"]
     return Verdict(name=row["name"], verdict=v["verdict"], conf=v["conf"], matches=v["matches"], k=v["k"],
                    p0=v["p0"], p_value=v["p_value"], alpha=v["alpha"], delta_0=v["delta_0"],
-                   strategy=(entry.get("keyset") or {}).get("strategy", ""), innocent_level=v["innocent_level"])
+                   strategy=(entry.get("keyset") or {}).get("strategy", ""), innocent_level=v["innocent_level"],
+                   departure=v.get("departure"))
 
 
 def _statistical_reason(entry: dict, row: dict) -> str:
@@ -120,7 +121,7 @@ def _statistical_reason(entry: dict, row: dict) -> str:
     s = row["statistical"]
     sv = StatisticalVerdict(row["name"], s["verdict"], s["p_infringing"], s["threshold"], s["cv_accuracy"],
                             s["min_cv_accuracy"], s["shadows"], row["instance"]["k"] if row.get("instance") else 0,
-                            (entry.get("keyset") or {}).get("strategy", ""))
+                            (entry.get("keyset") or {}).get("strategy", ""), s.get("departure"))
     return sv.reason()
 
 
@@ -128,6 +129,8 @@ def headline(v: dict) -> str:
     """The verdict in plain words, for the person who decides."""
     m, k, p, alpha = v["matches"], v["k"], v["p_value"], v["alpha"]
     innocent = round(v["innocent_level"] * k)
+    if v.get("departure"):
+        return f"No verdict is read from these answers: {v['departure']}."
     if v["verdict"] == "attributed":
         return (f"Reproduces {m} of {k} keys. An innocent model would reproduce that many by chance with "
                 f"probability {p:.2g}, below the accepted risk alpha = {alpha:g}.")

@@ -19,6 +19,7 @@ class StatisticalVerdict:
     shadows: int
     k: int
     strategy: str
+    departure: str | None = None  # why no verdict is read from the suspect's answers (then inconclusive)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,6 +30,8 @@ class StatisticalVerdict:
                 f"K={self.k}, keys={self.strategy}")
 
     def reason(self) -> str:
+        if self.departure:
+            return self.departure
         if self.cv_accuracy < self.min_cv_accuracy:
             return (f"the discriminator tells its own shadows apart only {self.cv_accuracy:.2f} of the time "
                     f"(< {self.min_cv_accuracy}): it cannot support a verdict")

@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     robust.add_argument("--suspect", action="append", help="only this suspect of the manifest (repeatable)")
     robust.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     robust.add_argument("--no-cache", action="store_true", help="generate everything afresh")
+    robust.add_argument("--shadows", action="store_true",
+                        help="measure a declared postprocess's null on the world's innocent shadows too")
+    robust.add_argument("--shadow-cache", help="where the shadows are (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     speed = sub.add_parser("speed", help="cache (cold vs warm), -n 2 vs serial, audit vs a hand-written loop, "
                                          "queries saved by early stopping: ratios measured in one run")
     speed.add_argument("--suites", default="suites/", help="what `pytest` runs, cold then warm")

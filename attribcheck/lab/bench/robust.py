@@ -4,7 +4,12 @@ another guidance scale), each suspect's conf and verdict, with plain RMS, the cr
 RMS and the multi-scale RMS (metrics/distance.py), beside the untouched audit.
 
 Image transformations are applied to the suspect's answers (what an evader behind an API
-would do); sampler changes regenerate them. The key set and p0 stay the owner's. delta_0 is
+would do); sampler changes regenerate them. Each answer set is read three ways: against the
+key set's untouched null (`verdict`); as the audit reads it, where answers blurrier than the
+protocol are inconclusive (`verdict_audit`, audit/conformance.py); and with the change
+declared as the suspect's postprocess (`verdict_declared`, audit/null_through.py: keys and
+null seen through it, the null on the manifest's [[innocents]] and, with --shadows, the
+world's innocent shadows; the key set's own metric only). delta_0 is
 the key set's on its own metric; on any other metric it is re-calibrated (`calibrate`): a
 more lenient metric brings innocents closer too, and the key set's delta_0 would then
 accuse them. This reads the world's layout (fixtures/world/<dataset>/): the reference models
@@ -12,7 +17,6 @@ beside the source and the source's generations for the candidate prompts.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -22,6 +26,9 @@ from PIL import Image
 
 from attribcheck import images
 from attribcheck.audit.auditor import Auditor
+from attribcheck.audit.conformance import conformance
+from attribcheck.audit.null_through import innocent_answers, through
+from attribcheck.audit.postprocess import Postprocess
 from attribcheck.audit.run import auditor_for
 from attribcheck.errors import InputError
 from attribcheck.keys.keyset import Key, KeySet
@@ -30,40 +37,19 @@ from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import generate_grid
 
 
-def jpeg(quality: int):
-    def f(x: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        images.to_pil(x).save(buf, format="JPEG", quality=quality)
-        return images.to_array(Image.open(io.BytesIO(buf.getvalue())))
-    return f
-
-
-def resize_up(x: np.ndarray) -> np.ndarray:  # an API serving larger images
-    return images.resize_to(x, 2 * x.shape[0], 2 * x.shape[1])
-
-
-def resize_down_up(x: np.ndarray) -> np.ndarray:  # a round trip through half the resolution
-    h, w = x.shape[:2]
-    return images.resize_to(images.resize_to(x, h // 2, w // 2), h, w)
-
-
 def resize_down_up_bicubic(x: np.ndarray) -> np.ndarray:  # the round trip with another resampler than the metric's
     h, w = x.shape[:2]
     small = images.to_pil(x).resize((w // 2, h // 2), Image.BICUBIC)
     return images.to_array(small.resize((w, h), Image.BICUBIC))
 
 
-def crop(share: float):
-    def f(x: np.ndarray) -> np.ndarray:  # cut share/2 off each border, scale back to size
-        h, w = x.shape[:2]
-        dh, dw = round(h * share / 2), round(w * share / 2)
-        return images.resize_to(x[dh:h - dh, dw:w - dw], h, w)
-    return f
-
-
-TRANSFORMS = {"none": lambda x: x, "jpeg90": jpeg(90), "jpeg75": jpeg(75), "jpeg50": jpeg(50),
-              "resize-up-2x": resize_up, "resize-down-up": resize_down_up,
-              "resize-down-up-bicubic": resize_down_up_bicubic, "crop10": crop(0.1)}
+# each change as the suspect's declared postprocess would name it (audit/postprocess.py); the
+# bicubic round trip has no such name: its audit with the change declared uses the bilinear one
+STEPS = {"none": [], "jpeg90": ["jpeg:90"], "jpeg75": ["jpeg:75"], "jpeg50": ["jpeg:50"],
+         "resize-up-2x": ["scale:2"], "resize-down-up": ["scale:0.5", "scale:2"],
+         "resize-down-up-bicubic": ["scale:0.5", "scale:2"], "crop10": ["crop:0.1"]}
+TRANSFORMS = {name: Postprocess.parse(steps) for name, steps in STEPS.items()}
+TRANSFORMS["resize-down-up-bicubic"] = resize_down_up_bicubic
 SAMPLERS = {"dpm++-25": {"scheduler": "DPMSolverMultistepScheduler", "steps": 25},
             "ddim-20": {"steps": 20}, "guidance-1.5": {"guidance_scale": 1.5}}
 METRICS = ("rms", "aligned_rms", "multiscale_rms")
@@ -84,18 +70,39 @@ def best(distance, answers, targets, transform=lambda x: x) -> np.ndarray:
     return np.array([min(distance(transform(o), t) for o in outs) for outs, t in zip(answers, targets)])
 
 
-def null_under(auditor: Auditor, answers: dict, transform) -> float:
-    """p0 as the suspect's answers arrive: the innocent references' answers to the keys passed
-    through the same transformation, bounded as the audit bounds p0, and never below the key
-    set's own p0. Blurring pulls every answer toward the average picture, innocents' too, so a
-    null measured on untouched answers accuses a blurred innocent. (The selection references
-    were chosen to miss the keys untouched, so this bound is itself optimistic.)"""
-    from attribcheck.audit.score import p0_upper
+def innocent_models(manifest: Manifest, args) -> list[SuspectSpec]:
+    """The innocent models a declared postprocess's null is measured on: the manifest's
+    [[innocents]], and with --shadows the world's finished innocent shadows (held out from
+    key selection, as [[innocents]] must be)."""
+    specs = list(manifest.innocents)
+    if getattr(args, "shadows", False):
+        from attribcheck.lab.shadows.build import ShadowBuilder
+        from attribcheck.lab.world.layout import is_done
 
-    ks = auditor.keyset
-    hits = sum(int(np.sum(best(auditor.distance, keys, ks.images, transform) < auditor.delta_0))
-               for _, keys in answers.values())
-    return max(auditor.p0, p0_upper(hits, len(answers) * len(ks), len(ks)))
+        dataset = manifest.source.parent.parent
+        builder = ShadowBuilder(dataset.parent, args.shadow_cache)
+        specs += [SuspectSpec(f"shadow:{f.name}", f, "innocent") for f, label in builder.shadows(dataset.name)
+                  if label == 0 and is_done(f)]
+    return specs
+
+
+def audited(auditor: Auditor, answers, transform, declared: Auditor | None = None) -> dict:
+    """What the audit says of answers that went through `transform`: against the untouched null,
+    with answers that depart from the protocol made inconclusive (audit/conformance.py); and,
+    given `declared` (the auditor through the declared postprocess), with the change declared."""
+    seen = [transform(o) for outs in answers for o in outs]
+    per_key = [seen[i * len(answers[0]):(i + 1) * len(answers[0])] for i in range(len(answers))]
+    d = best(auditor.distance, per_key, auditor.keyset.images)
+    v = auditor.score("suspect", d)
+    fit = conformance(seen, auditor.keyset.images, auditor.min_sharpness)
+    row = {"conf": v.conf, "verdict": v.verdict, "p_value": v.p_value, "sharpness": fit.sharpness,
+           "verdict_audit": "inconclusive" if fit.departs else v.verdict}
+    if declared is not None:
+        vd = declared.score("suspect", best(declared.distance, per_key, declared.keyset.images))
+        fit_d = conformance(seen, declared.keyset.images, declared.min_sharpness)
+        row.update(conf_declared=vd.conf, p0_declared=vd.p0, sharpness_declared=fit_d.sharpness,
+                   verdict_declared="inconclusive" if fit_d.departs else vd.verdict)
+    return row
 
 
 def reference_answers(manifest: Manifest, auditor: Auditor, cache=None) -> tuple[list, dict, dict]:
@@ -161,7 +168,11 @@ def run(args) -> int:
         auditors[metric], calibration[metric] = calibrate(auditor, metric, targets, references)
         print(f"{metric}: delta_0 {calibration[metric]['delta_0']:.4f} "
               f"(innocent level {auditors[metric].innocent_level:.3f})", flush=True)
-    rows, nulls = [], {}
+    innocents = innocent_models(manifest, args)
+    own = ks.distance["name"]
+    answers_of = innocent_answers(auditors[own], innocents, cache=cache) if innocents else {}
+    print(f"declared postprocess: null on {len(answers_of)} innocent models", flush=True)
+    rows, declared = [], {}
     for spec in [s for s in manifest.suspects if not args.suspect or s.name in args.suspect]:
         variants = {"": grid(auditor, spec, ks.protocol, cache=cache)}
         for name, change in SAMPLERS.items():
@@ -169,22 +180,16 @@ def run(args) -> int:
         for variant, answers in variants.items():
             transforms = TRANSFORMS if not variant else {"none": TRANSFORMS["none"]}
             for tname, f in transforms.items():
+                if answers_of and tname not in declared:  # once per change: the innocents' answers through it
+                    declared[tname] = through(auditors[own], Postprocess.parse(STEPS[tname]), answers_of)
                 for metric in METRICS:
-                    a = auditors[metric]
-                    d = best(a.distance, answers, a.keyset.images, f)  # once: both nulls score these
-                    v = a.score("suspect", d)
-                    # the same answers against a null measured through the same transformation
-                    # (the suspect's answers do not enter it: once per change and metric)
-                    if (tname, metric) not in nulls:
-                        nulls[(tname, metric)] = null_under(a, references, f)
-                    p0_t = nulls[(tname, metric)]
-                    v_t = Auditor(a.keyset, alpha=a.alpha, delta_0=a.delta_0, p0=p0_t).score("suspect", d)
+                    row = audited(auditors[metric], answers, f, declared.get(tname) if metric == own else None)
                     rows.append({"suspect": spec.name, "expect": spec.expect, "change": variant or tname,
-                                 "metric": metric, "conf": v.conf, "verdict": v.verdict, "p_value": v.p_value,
-                                 "p0_transformed": p0_t, "verdict_transformed_null": v_t.verdict})
+                                 "metric": metric, **row})
         print(f"{spec.name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     summary = summarise(rows)
     out = {"manifest": str(manifest.path), "k": len(ks), "delta_0": auditor.delta_0, "p0": auditor.p0,
+           "innocents": sorted(answers_of), "p0_declared": {t: a.p0 for t, a in declared.items()},
            "calibration": {"pool": pool, **calibration}, "rows": rows, "summary": summary,
            "wall_seconds": round(time.perf_counter() - t0, 1)}
     print_summary(summary)
@@ -197,29 +202,51 @@ def run(args) -> int:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per change and metric: infringers' mean conf loss against the untouched audit, how many
-    infringing verdicts flip to clean, and how many innocents become attributed."""
+    """Per change and metric: infringers' mean conf loss against the untouched audit and how
+    many infringing verdicts flip to clean, against the untouched null; then how many
+    infringers and innocents are attributed by the audit as it reads these answers (departing
+    answers inconclusive) and with the change declared as the suspect's postprocess."""
     base = {(r["suspect"], r["metric"]): r for r in rows if r["change"] == "none"}
     out: dict = {}
     for r in rows:
-        key = f"{r['change']}/{r['metric']}"
-        s = out.setdefault(key, {"conf_loss": [], "flips_to_clean": 0, "innocents_attributed": 0,
-                                 "innocents_attributed_transformed_null": 0})
+        s = out.setdefault(f"{r['change']}/{r['metric']}", {
+            "conf_loss": [], "flips_to_clean": 0, "innocents_attributed": 0, "infringers": 0, "innocents": 0,
+            "audit": {"infringers_attributed": 0, "innocents_attributed": 0},
+            "declared": {"conf_loss": [], "infringers_attributed": 0, "innocents_attributed": 0,
+                         "flips_to_clean": 0}})
         b = base[(r["suspect"], r["metric"])]
+        who = "infringers" if r["expect"] == "infringing" else "innocents"
+        s[who] += 1
+        s["audit"][f"{who}_attributed"] += int(r["verdict_audit"] == "attributed")
         if r["expect"] == "infringing":
             s["conf_loss"].append(b["conf"] - r["conf"])
             s["flips_to_clean"] += int(r["verdict"] == "clean" and b["verdict"] != "clean")
         else:
             s["innocents_attributed"] += int(r["verdict"] == "attributed")
-            s["innocents_attributed_transformed_null"] += int(r.get("verdict_transformed_null") == "attributed")
+        if "verdict_declared" in r:
+            dec = s["declared"]
+            dec[f"{who}_attributed"] += int(r["verdict_declared"] == "attributed")
+            if r["expect"] == "infringing":
+                dec["conf_loss"].append(b["conf"] - r["conf_declared"])
+                dec["flips_to_clean"] += int(r["verdict_declared"] == "clean" and b["verdict"] != "clean")
     for s in out.values():
         s["conf_loss"] = float(np.mean(s["conf_loss"])) if s["conf_loss"] else 0.0
+        dec = s["declared"]
+        if dec["conf_loss"]:
+            dec["conf_loss"] = float(np.mean(dec["conf_loss"]))
+        else:
+            s["declared"] = None  # not measured (another metric, or no innocent models)
     return out
 
 
 def print_summary(summary: dict) -> None:
-    print(f"{'change/metric':32s} {'mean conf loss':>14s} {'flips to clean':>15s} {'innocents attributed':>21s} "
-          f"{'(null through the change)':>26s}")
+    print(f"{'change/metric':30s} {'conf loss':>9s} {'to clean':>8s} {'inn. attr':>9s} | {'audit: inf/inn attr':>19s}"
+          f" | {'declared: loss':>14s} {'to clean':>8s} {'inf/inn attr':>12s}")
     for key, s in summary.items():
-        print(f"{key:32s} {s['conf_loss']:14.3f} {s['flips_to_clean']:15d} {s['innocents_attributed']:21d} "
-              f"{s['innocents_attributed_transformed_null']:26d}")
+        a, d = s["audit"], s["declared"]
+        line = (f"{key:30s} {s['conf_loss']:9.3f} {s['flips_to_clean']:8d} {s['innocents_attributed']:9d} | "
+                f"{a['infringers_attributed']:>8d}/{s['infringers']:<2d} {a['innocents_attributed']:>4d}/{s['innocents']:<3d} |")
+        if d is not None:
+            line += (f" {d['conf_loss']:14.3f} {d['flips_to_clean']:8d} "
+                     f"{d['infringers_attributed']:>6d}/{s['infringers']:<2d}{d['innocents_attributed']:>2d}/{s['innocents']}")
+        print(line)

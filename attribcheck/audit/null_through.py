@@ -1,0 +1,62 @@
+"""The audit of a suspect whose answers went through a declared postprocess: the keys are seen
+through the same steps, and the null is measured through them.
+
+The innocent models the manifest lists (`[[innocents]]`: models, or folders of their answers,
+that took no part in selecting the keys) answer every key caption under every query seed once
+per audit; their answers, passed through the suspect's steps, are measured against the keys
+passed through them. p0 is the bound the audit puts on any null (score.p0_upper) over those
+models, and never below the untouched key set's p0; the innocent level is the most keys any
+of them reproduces that way.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from attribcheck.audit import score
+from attribcheck.audit.postprocess import Postprocess
+from attribcheck.audit.reconstruct import _checked, distances_to
+from attribcheck.errors import InputError
+from attribcheck.keys.keyset import Key, KeySet
+
+
+def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list[list[np.ndarray]]]:
+    """Per innocent model: its answers (RGB, on each key's background) to every key caption
+    under every query seed, checked as a suspect's answers are. Asked once per auditor."""
+    memo = auditor.__dict__.setdefault("_innocent_answers", {})
+    from attribcheck.manifest import open_generator
+
+    ks = auditor.keyset
+    seeds = [int(s) for s in ks.query_seeds]
+    prompts = [c for c in ks.captions for _ in seeds]
+    qseeds = [s for _ in ks.captions for s in seeds]
+    targets = [k for k in ks.images for _ in seeds]
+    for spec in specs:
+        if spec.name not in memo:
+            gen = open_generator(spec, ks.protocol, runtime, cache)
+            flat = _checked(gen, prompts, qseeds, gen.generate(prompts, qseeds), targets)
+            memo[spec.name] = [flat[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(ks))]
+    return {spec.name: memo[spec.name] for spec in specs}
+
+
+def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]]]):
+    """An Auditor for answers that went through `post`."""
+    from attribcheck.audit.auditor import Auditor
+
+    if not answers:
+        raise InputError("measuring the null through a postprocess needs innocent models ([[innocents]])",
+                         field="innocents")
+    ks = auditor.keyset
+    keys = [Key(k.id, k.caption, post(k.image), k.r_source, dict(k.r_references)) for k in ks.keys]
+    seen = KeySet(keys, ks.strategy, ks.delta_0, ks.distance, ks.protocol, ks.query_seeds, ks.source,
+                  dict(ks.reference_roles), ks.candidates, dict(ks.selection))
+    targets = seen.images
+    distances = {name: distances_to([[post(a) for a in outs] for outs in grid], targets, auditor.distance).min(axis=1)
+                 for name, grid in answers.items()}
+    hits = sum(score.matches(d, auditor.delta_0) for d in distances.values())
+    p0 = max(auditor.p0, score.p0_upper(hits, len(distances) * len(ks), len(ks)))
+    level = max(score.conf(d, auditor.delta_0) for d in distances.values())
+    out = Auditor(seen, alpha=auditor.alpha, delta_0=auditor.delta_0, p0=p0, innocent_level=level,
+                  min_sharpness=auditor.min_sharpness)
+    out.null_models = sorted(set(auditor.null_models) | {f"{n} ({'+'.join(post.to_list())})" for n in distances})
+    return out
+
