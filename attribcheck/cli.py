@@ -215,6 +215,36 @@ def _keys_queries(args) -> int:
     return EXIT_OK
 
 
+def _keys_collect(args) -> int:
+    """Every query of a key set asked of a local model, stored as a folder suspect; with
+    --postprocess, each answer passed through the steps first, as a service would serve it."""
+    from attribcheck.audit.postprocess import Postprocess
+    from attribcheck.keys.keyset import KeySet
+    from attribcheck.manifest import SuspectSpec, open_generator
+    from attribcheck.models.folder_generator import collect
+
+    try:
+        post = Postprocess.parse(args.postprocess or [])
+    except ValueError as e:
+        raise InputError(str(e), field="--postprocess") from e
+    ks = KeySet.load(args.keys)
+    spec = SuspectSpec(Path(args.model).name, Path(args.model), "innocent",
+                       config=Path(args.config) if args.config else None)
+    gen = open_generator(spec, ks.protocol, _runtime(args), _cache(args))
+    seeds = [int(s) for s in ks.query_seeds]
+
+    class Served:  # the model behind the service's steps
+        name = spec.name
+
+        def generate(self, prompts, qseeds):
+            return [post(a) for a in gen.generate(prompts, qseeds)]
+
+    out = collect(Served(), [c for c in ks.captions for _ in seeds], [s for _ in ks.captions for s in seeds], args.out)
+    _say(args, f"{len(ks) * len(seeds)} answers of {spec.name}{' through ' + '+'.join(post.to_list()) if post else ''}"
+               f" -> {out} (kind = \"folder\"{', postprocess = ' + str(post.to_list()) if post else ''})")
+    return EXIT_OK
+
+
 def _keys_power(args) -> int:
     from attribcheck.audit.auditor import Auditor
     from attribcheck.keys.keyset import KeySet
@@ -347,6 +377,20 @@ def build_parser() -> argparse.ArgumentParser:
     kq.add_argument("--keys", required=True, help="key set folder")
     kq.add_argument("--out", required=True, help="the JSONL file to write (a folder suspect's queries.jsonl)")
     kq.set_defaults(func=_keys_queries)
+
+    kc = keys.add_parser("collect", help="ask a local model every query of a key set and store the answers as a "
+                         "folder suspect (optionally through postprocess steps, as a service would serve them)",
+                         formatter_class=fmt, parents=[common])
+    kc.add_argument("--keys", required=True, help="key set folder")
+    kc.add_argument("--model", required=True, help="a diffusers pipeline folder or .safetensors file")
+    kc.add_argument("--config", help="component configs for a single-file checkpoint")
+    kc.add_argument("--postprocess", action="append", metavar="STEP",
+                    help="jpeg:Q, scale:F, crop:S or blur:R, in order (repeatable)")
+    kc.add_argument("--out", required=True, help="the folder to write (queries.jsonl and the images)")
+    kc.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    kc.add_argument("--no-cache", action="store_true", help="generate every answer afresh")
+    _runtime_options(kc)
+    kc.set_defaults(func=_keys_collect)
 
     kp = keys.add_parser("power", help="what a key set can detect: the smallest attributable conf, and power",
                          formatter_class=fmt, parents=[common])

@@ -352,7 +352,9 @@ def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_
         pytest.skip("--attrib-early-stop: the statistical level needs every key's distance under every seed; "
                     "run without it for this level")
     if result.statistical is None:
-        result.statistical = stat.verdict(attrib_verdict.name, attrib_verdict.distances)
+        from attribcheck.audit.run import statistical_verdict
+
+        result.statistical = statistical_verdict(result, stat)
     _record_row(request.node, attrib_manifest, attrib_auditor, result)
     return result.statistical
 

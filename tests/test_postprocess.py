@@ -205,3 +205,24 @@ def test_a_declared_crop_is_seen_on_the_keys_too(tmp_path, world, held_out):
                          [("ho", held_out)])
     _, d = _audit(declared, "infringer-crop")
     assert d.verdict.verdict == "attributed" and d.verdict.matches > r.verdict.matches
+
+
+def test_keys_collect_stores_a_model_served_through_steps(tmp_path, capsys):
+    """`attribcheck keys collect`: every query of a key set, asked of a local model, through the
+    steps, as a folder suspect the audit reads."""
+    from pathlib import Path
+
+    from attribcheck.cli import EXIT_INPUT, EXIT_OK, main
+    from attribcheck.keys.keyset import KeySet
+
+    world = Path(__file__).resolve().parents[1] / "fixtures" / "world" / "emoji"
+    keys, model = world / "keys" / "generation", world / "models" / "ref-calibration"
+    args = ["keys", "collect", "--keys", str(keys), "--model", str(model), "--threads", "1", "--no-cache"]
+    assert main(args + ["--postprocess", "scale:2", "--out", str(tmp_path / "api")]) == EXIT_OK
+    ks = KeySet.load(keys)
+    gen = FolderGenerator(tmp_path / "api")
+    answers = gen.generate([ks.captions[0]] * len(ks.query_seeds), list(ks.query_seeds))
+    side = ks.images[0].shape[0]
+    assert len(gen._files) == len(ks) * len(ks.query_seeds) and answers[0].shape == (2 * side, 2 * side, 3)
+    assert main(args + ["--postprocess", "scale:100", "--out", str(tmp_path / "bad")]) == EXIT_INPUT
+    assert "--postprocess" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -74,3 +74,38 @@ def test_suite_verdicts(suite_auditor, name, allowed):
     gen = DiffusersGenerator.from_path(LAYOUT.model(DATASET, name), suite_auditor.keyset.protocol)
     v = suite_auditor.audit(gen, name)
     assert v.verdict in allowed, v.summary()
+
+
+@pytest.fixture(scope="module")
+def api_results():
+    """The black-box suite (suites/emoji-web-api.toml): two of the world's models behind a
+    service that post-processes their images, audited with and without the steps declared."""
+    from attribcheck.audit.run import audit_suspect, auditor_for, statistical_for
+    from attribcheck.manifest import Manifest
+
+    m = Manifest.load(ROOT / "suites" / f"{DATASET}-api.toml")
+    auditor = auditor_for(m)
+    stat = statistical_for(m, auditor.keyset)
+    return auditor, {s.name: audit_suspect(auditor, s, statistical=stat) for s in m.suspects}
+
+
+def test_post_processed_answers_are_never_read_against_the_untouched_null(api_results):
+    auditor, results = api_results
+    for name in ("api-infringer-rho0.5-s1-undeclared", "api-innocent-overlap-s0-undeclared"):
+        r = results[name]
+        assert r.error is None and r.conformance.departs
+        assert r.verdict.verdict == "inconclusive" and r.verdict.departure
+    # against the untouched null the round-trip innocent would have been accused (5 of 39)
+    blurred = results["api-innocent-overlap-s0-undeclared"].verdict
+    assert auditor.score("x", blurred.distances).verdict == ATTRIBUTED
+
+
+def test_declared_postprocess_attributes_the_infringer_and_clears_the_innocent(api_results):
+    auditor, results = api_results
+    inf, inn = results["api-infringer-rho0.5-s1"], results["api-innocent-overlap-s0"]
+    assert inf.verdict.verdict == ATTRIBUTED and not inf.conformance.departs, inf.verdict.summary()
+    assert inn.verdict.verdict != ATTRIBUTED and not inn.conformance.departs, inn.verdict.summary()
+    # carried through the steps, delta_0 tightens, and p0 is never below the untouched key set's
+    assert inf.verdict.delta_0 < auditor.delta_0 and inf.verdict.p0 >= auditor.p0
+    # the discriminator knows untouched profiles only: it gives no verdict on any of these
+    assert all(r.statistical.verdict == "inconclusive" and r.statistical.departure for r in results.values())

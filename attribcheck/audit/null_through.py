@@ -1,5 +1,11 @@
 """The audit of a suspect whose answers went through a declared postprocess: the keys are seen
-through the same steps, and the null is measured through them.
+through the same steps, delta_0 is carried through them, and the null is measured through them.
+
+Most steps shrink every distance (an upscale or a round trip averages neighbouring pixels), so
+the key set's delta_0 would be loose through them: in the partial world a half-size round trip
+brought an innocent within it of 23 of 39 keys. delta_0 is carried over on the keys alone
+(`carried_delta_0`), as the quantile it holds among the distances between different keys: no
+innocent model's answer enters the threshold that its own answers are then counted against.
 
 The innocent models the manifest lists (`[[innocents]]`: models, or folders of their answers,
 that took no part in selecting the keys) answer every key caption under every query seed once
@@ -38,6 +44,21 @@ def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list
     return {spec.name: memo[spec.name] for spec in specs}
 
 
+MIN_QUANTILE = 0.01  # delta_0 is carried at no lower a quantile than this (a tail of a few pairs is noise)
+
+
+def carried_delta_0(delta_0: float, keys, post: Postprocess, distance) -> float:
+    """delta_0 through `post`: scaled by how `post` moves the distances between different keys
+    at the quantile delta_0 holds among them (at least MIN_QUANTILE)."""
+    seen = [post(k) for k in keys]
+    pairs = [(i, j) for i in range(len(keys)) for j in range(len(keys)) if i != j]
+    plain = np.array([distance(keys[i], keys[j]) for i, j in pairs])
+    moved = np.array([distance(seen[i], seen[j]) for i, j in pairs])
+    q = min(max(float(np.mean(plain < delta_0)), MIN_QUANTILE), 1 - MIN_QUANTILE)
+    low = float(np.quantile(plain, q))
+    return delta_0 * float(np.quantile(moved, q)) / low if low > 0 else delta_0
+
+
 def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]]]):
     """An Auditor for answers that went through `post`."""
     from attribcheck.audit.auditor import Auditor
@@ -50,12 +71,13 @@ def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]
     seen = KeySet(keys, ks.strategy, ks.delta_0, ks.distance, ks.protocol, ks.query_seeds, ks.source,
                   dict(ks.reference_roles), ks.candidates, dict(ks.selection))
     targets = seen.images
+    delta_0 = min(carried_delta_0(auditor.delta_0, ks.images, post, auditor.distance), auditor.distance.upper)
     distances = {name: distances_to([[post(a) for a in outs] for outs in grid], targets, auditor.distance).min(axis=1)
                  for name, grid in answers.items()}
-    hits = sum(score.matches(d, auditor.delta_0) for d in distances.values())
+    hits = sum(score.matches(d, delta_0) for d in distances.values())
     p0 = max(auditor.p0, score.p0_upper(hits, len(distances) * len(ks), len(ks)))
-    level = max(score.conf(d, auditor.delta_0) for d in distances.values())
-    out = Auditor(seen, alpha=auditor.alpha, delta_0=auditor.delta_0, p0=p0, innocent_level=level,
+    level = max(score.conf(d, delta_0) for d in distances.values())
+    out = Auditor(seen, alpha=auditor.alpha, delta_0=delta_0, p0=p0, innocent_level=level,
                   min_sharpness=auditor.min_sharpness)
     out.null_models = sorted(set(auditor.null_models) | {f"{n} ({'+'.join(post.to_list())})" for n in distances})
     return out

@@ -153,30 +153,44 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             from attribcheck.evidence.capture import best_images
 
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
-        if statistical is not None and not early_stop:  # it needs every key's full distance
-            result.statistical = statistical.verdict(spec.name, result.verdict.distances)
         result.conformance = watching.result(auditor.keyset.images, auditor.min_sharpness)
+        if statistical is not None and not early_stop:  # it needs every key's full distance
+            result.statistical = statistical_verdict(result, statistical)
         _read_with_care(result)
     except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
         result.error = e
     return result
 
 
+def _departure_of(result: SuspectResult) -> str | None:
+    return result.conformance.reason() if result.conformance is not None else None
+
+
 def _read_with_care(result: SuspectResult) -> None:
-    """No verdict from answers that depart from the protocol (audit/conformance.py), and no
-    statistical verdict from a profile measured through a postprocess (the discriminator was
-    trained on untouched answers): both become inconclusive, with the reason."""
+    """No verdict from answers that depart from the protocol (audit/conformance.py): the
+    verdict becomes inconclusive, with the reason."""
     from dataclasses import replace
 
     from attribcheck.audit.verdict import INCONCLUSIVE
 
-    why = result.conformance.reason() if result.conformance is not None else None
+    why = _departure_of(result)
     if why:
         result.verdict = replace(result.verdict, verdict=INCONCLUSIVE, departure=why)
-    if result.statistical is not None and (why or result.spec.postprocess):
-        why = why or ("the discriminator was trained on untouched answers; these went through "
-                      f"{'+'.join(result.spec.postprocess)}")
-        result.statistical = replace(result.statistical, verdict=INCONCLUSIVE, departure=why)
+
+
+def statistical_verdict(result: SuspectResult, statistical):
+    """The discriminator's verdict on a suspect's distances; inconclusive, with the reason, when
+    its answers depart from the protocol or went through a postprocess (the discriminator was
+    trained on untouched answers, so a profile measured any other way is not one it knows)."""
+    from dataclasses import replace
+
+    from attribcheck.audit.verdict import INCONCLUSIVE
+
+    sv = statistical.verdict(result.spec.name, result.verdict.distances)
+    why = _departure_of(result) or (
+        f"the discriminator was trained on untouched answers; these went through {'+'.join(result.spec.postprocess)}"
+        if result.spec.postprocess else None)
+    return replace(sv, verdict=INCONCLUSIVE, departure=why) if why else sv
 
 
 def keyset_info(manifest: Manifest, auditor: Auditor) -> dict:
