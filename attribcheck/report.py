@@ -69,6 +69,9 @@ class StatisticalResult(_Model):
     min_cv_accuracy: float
     shadows: int
     departure: Optional[str] = None
+    # held out in turn: infringing shadows called innocent (no clean verdict), innocent ones called infringing
+    missed_infringing: int = Field(0, ge=0)
+    missed_innocent: int = Field(0, ge=0)
 
 
 class SuspectReport(_Model):

@@ -28,6 +28,30 @@ def test_decide_statistical(p, cv, expected):
     assert decide_statistical(p, 0.9, cv, 0.8) == expected
 
 
+@pytest.mark.parametrize("p, missed, expected", [(0.05, (1, 0), INCONCLUSIVE), (0.95, (1, 0), ATTRIBUTED),
+                                                 (0.95, (0, 1), INCONCLUSIVE), (0.05, (0, 1), CLEAN),
+                                                 (0.5, (0, 0), INCONCLUSIVE)])
+def test_a_side_the_discriminator_got_wrong_held_out_is_not_claimed(p, missed, expected):
+    assert decide_statistical(p, 0.9, 0.95, 0.8, *missed) == expected
+
+
+def test_held_out_misses_count_each_side():
+    """Two clusters and one infringing shadow inside the innocent one: held out, it is called
+    innocent (one miss on the infringing side), and no innocent is called infringing."""
+    rng = np.random.default_rng(0)
+    inn = rng.uniform(0.3, 0.4, (16, 12))
+    inf = rng.uniform(0.02, 0.12, (6, 12))
+    weak = rng.uniform(0.3, 0.4, (1, 12))
+    est = ShadowDiscriminator().fit(np.vstack([inn, inf, weak]), np.array([0] * 16 + [1] * 7))
+    assert est.held_out_misses() == (1, 0)
+    from attribcheck.statistical.verdict import StatisticalVerdict
+
+    p = float(est.predict_proba(rng.uniform(0.3, 0.4, (1, 12)))[0, 1])
+    v = StatisticalVerdict("s", decide_statistical(p, 0.9, est.guard_accuracy(), 0.8, *est.held_out_misses()), p,
+                           0.9, est.guard_accuracy(), 0.8, 23, 12, "detection", missed_infringing=1)
+    assert p <= 0.1 and v.verdict == INCONCLUSIVE and "does not clear anyone" in v.reason()
+
+
 def test_decide_rejects_a_threshold_at_or_below_half():
     with pytest.raises(ValueError):
         decide_statistical(0.7, 0.5, 1.0, 0.8)

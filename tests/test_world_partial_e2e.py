@@ -95,9 +95,10 @@ def test_post_processed_answers_are_never_read_against_the_untouched_null(api_re
         r = results[name]
         assert r.error is None and r.conformance.departs
         assert r.verdict.verdict == "inconclusive" and r.verdict.departure
-    # against the untouched null the round-trip innocent would have been accused (5 of 39)
+    # against the untouched null the round-trip innocent reproduces more keys than any
+    # calibration reference does (5 of 39; attributed when p0 rested on 7 models, at 0.033)
     blurred = results["api-innocent-overlap-s0-undeclared"].verdict
-    assert auditor.score("x", blurred.distances).verdict == ATTRIBUTED
+    assert auditor.score("x", blurred.distances).conf > auditor.innocent_level
 
 
 def test_declared_postprocess_attributes_the_infringer_and_clears_the_innocent(api_results):

@@ -98,7 +98,8 @@ class SuspectResult:
         sv = self.statistical
         if sv is not None:
             row["statistical"] = {f: getattr(sv, f) for f in ("verdict", "p_infringing", "threshold", "cv_accuracy",
-                                                              "min_cv_accuracy", "shadows", "departure")}
+                                                              "min_cv_accuracy", "shadows", "departure",
+                                                              "missed_infringing", "missed_innocent")}
             row["statistical_outcome"] = outcome(sv.verdict, self.spec.expect)
         return row
 

@@ -121,7 +121,8 @@ def _statistical_reason(entry: dict, row: dict) -> str:
     s = row["statistical"]
     sv = StatisticalVerdict(row["name"], s["verdict"], s["p_infringing"], s["threshold"], s["cv_accuracy"],
                             s["min_cv_accuracy"], s["shadows"], row["instance"]["k"] if row.get("instance") else 0,
-                            (entry.get("keyset") or {}).get("strategy", ""), s.get("departure"))
+                            (entry.get("keyset") or {}).get("strategy", ""), s.get("departure"),
+                            s.get("missed_infringing", 0), s.get("missed_innocent", 0))
     return sv.reason()
 
 

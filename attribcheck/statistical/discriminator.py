@@ -63,6 +63,7 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         self.classifier_.fit(self._features(X), y)
         self.X_fit_, self.y_fit_ = X, y  # kept so save() can store data, not code
         self.loo_accuracy_ = None  # computed on first use by guard_accuracy()
+        self.loo_misses_ = None  # computed on first use by held_out_misses()
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -92,6 +93,24 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         if getattr(self, "loo_accuracy_", None) is None:
             self.loo_accuracy_ = self.leave_one_out_accuracy()
         return self.loo_accuracy_
+
+    def held_out_misses(self) -> tuple[int, int]:
+        """(infringing shadows called innocent, innocent shadows called infringing) when each is
+        held out in turn: the sides on which the discriminator has been wrong. A fold that cannot
+        be fitted counts as a miss of its shadow, as in the guard's accuracy."""
+        check_is_fitted(self)
+        if getattr(self, "loo_misses_", None) is None:
+            missed = {0: 0, 1: 0}
+            for i in range(len(self.y_fit_)):
+                keep = np.arange(len(self.y_fit_)) != i
+                try:
+                    est = ShadowDiscriminator(self.classifier, self.bins).fit(self.X_fit_[keep], self.y_fit_[keep])
+                    right = est.predict(self.X_fit_[i:i + 1])[0] == self.y_fit_[i]
+                except ValueError:
+                    right = False
+                missed[int(self.y_fit_[i])] += int(not right)
+            self.loo_misses_ = (missed[1], missed[0])
+        return self.loo_misses_
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path, **metadata) -> None:

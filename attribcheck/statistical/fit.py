@@ -122,9 +122,11 @@ class StatisticalAuditor:
         p = float(self.discriminator.predict_proba(d[None])[0, 1])
         # the guard is recomputed from the shadows' profiles, never read from the file or metadata
         cv = float(self.discriminator.guard_accuracy())
-        return StatisticalVerdict(name, decide_statistical(p, self.threshold, cv, self.min_cv_accuracy), p,
+        missed = self.discriminator.held_out_misses()
+        return StatisticalVerdict(name, decide_statistical(p, self.threshold, cv, self.min_cv_accuracy, *missed), p,
                                   self.threshold, cv, self.min_cv_accuracy, len(self.discriminator.y_fit_),
-                                  len(distances), self.strategy)
+                                  len(distances), self.strategy, missed_infringing=missed[0],
+                                  missed_innocent=missed[1])
 
 
 def innocent_profiles(path: str | Path, keyset: KeySet) -> dict[str, np.ndarray]:

@@ -20,6 +20,9 @@ class StatisticalVerdict:
     k: int
     strategy: str
     departure: str | None = None  # why no verdict is read from the suspect's answers (then inconclusive)
+    # held out in turn, infringing shadows it called innocent / innocent shadows it called infringing
+    missed_infringing: int = 0
+    missed_innocent: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +40,12 @@ class StatisticalVerdict:
                     f"(< {self.min_cv_accuracy}): it cannot support a verdict")
         if self.verdict == ATTRIBUTED:
             return f"the discriminator gives P(infringing) {self.p_infringing:.3f} >= {self.threshold}"
+        if self.p_infringing <= 1 - self.threshold and self.missed_infringing:
+            return (f"the discriminator gives P(infringing) {self.p_infringing:.3f}, but held out it called "
+                    f"{self.missed_infringing} of its infringing shadows innocent: it does not clear anyone")
+        if self.p_infringing >= self.threshold and self.missed_innocent:
+            return (f"the discriminator gives P(infringing) {self.p_infringing:.3f}, but held out it called "
+                    f"{self.missed_innocent} of its innocent shadows infringing: it accuses no one")
         if self.verdict == CLEAN:
             return f"the discriminator gives P(infringing) {self.p_infringing:.3f} <= {1 - self.threshold:.3g}"
         return (f"the discriminator's P(infringing) {self.p_infringing:.3f} lies between "
@@ -46,7 +55,13 @@ class StatisticalVerdict:
         return f"{self.name}: {self.verdict} (statistical; {self.evidence()})"
 
 
-def decide_statistical(p_infringing: float, threshold: float, cv_accuracy: float, min_cv_accuracy: float) -> str:
+def decide_statistical(p_infringing: float, threshold: float, cv_accuracy: float, min_cv_accuracy: float,
+                       missed_infringing: int = 0, missed_innocent: int = 0) -> str:
+    """attributed at P >= threshold, clean at P <= 1 - threshold, each only on a side where the
+    discriminator, holding out each shadow in turn, never got one wrong: one that has called
+    an infringing shadow innocent may be wrong the same way about a weak infringer, so it does
+    not clear (and symmetrically does not accuse); inconclusive otherwise, and always when its
+    leave-one-out accuracy is under min_cv_accuracy."""
     if not 0.5 < threshold <= 1:  # false for NaN too
         raise InputError(f"{threshold!r} outside (0.5, 1]", "statistical verdict", "threshold")
     for name, value in (("p_infringing", p_infringing), ("cv_accuracy", cv_accuracy)):
@@ -54,8 +69,8 @@ def decide_statistical(p_infringing: float, threshold: float, cv_accuracy: float
             raise InputError(f"{value!r} is not a probability", "statistical verdict", name)
     if cv_accuracy < min_cv_accuracy:
         return INCONCLUSIVE
-    if p_infringing >= threshold:
+    if p_infringing >= threshold and not missed_innocent:
         return ATTRIBUTED
-    if p_infringing <= 1 - threshold:
+    if p_infringing <= 1 - threshold and not missed_infringing:
         return CLEAN
     return INCONCLUSIVE
