@@ -226,3 +226,13 @@ def test_keys_collect_stores_a_model_served_through_steps(tmp_path, capsys):
     assert len(gen._files) == len(ks) * len(ks.query_seeds) and answers[0].shape == (2 * side, 2 * side, 3)
     assert main(args + ["--postprocess", "scale:100", "--out", str(tmp_path / "bad")]) == EXIT_INPUT
     assert "--postprocess" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_an_innocent_that_reproduces_the_keys_is_refused(tmp_path, world):
+    """A folder listed as an innocent model but holding the keys' own pictures would make every
+    suspect look innocent through the steps (the innocent level); the audit refuses it."""
+    m = _manifest(tmp_path, world, {"infringer": "infringing"}, {"infringer": ["jpeg:75"]},
+                  [("not-innocent", world["source"])])
+    _, r = _audit(m, "infringer")
+    assert r.verdict is None and isinstance(r.error, InputError)
+    assert "not-innocent reproduces 20 of 20 keys untouched" in str(r.error) and "innocents" in str(r.error)

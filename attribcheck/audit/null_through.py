@@ -69,6 +69,13 @@ def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]
         raise InputError("measuring the null through a postprocess needs innocent models ([[innocents]])",
                          field="innocents")
     ks = auditor.keyset
+    for name, grid in answers.items():  # an "innocent" that reproduces the keys untouched is not one
+        d = distances_to(grid, ks.images, auditor.distance).min(axis=1)
+        m = score.matches(d, auditor.delta_0)
+        p = score.p_value(m, len(ks), auditor.p0)
+        if p < auditor.alpha:
+            raise InputError(f"{name} reproduces {m} of {len(ks)} keys untouched (p = {p:.2g} < alpha "
+                             f"{auditor.alpha}): it would be attributed, so it cannot bound the null", field="innocents")
     keys = [Key(k.id, k.caption, post(k.image), k.r_source, dict(k.r_references)) for k in ks.keys]
     seen = KeySet(keys, ks.strategy, ks.delta_0, ks.distance, ks.protocol, ks.query_seeds, ks.source,
                   dict(ks.reference_roles), ks.candidates, dict(ks.selection))
