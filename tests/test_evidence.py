@@ -219,3 +219,13 @@ def test_small_images_embed_exactly_large_ones_shrink():
     assert Image.open(io.BytesIO(base64.b64decode(uri.split(",")[1]))).size == (192, 192)
     with pytest.raises(ValueError):
         data_uri('AAAA" onerror="x')
+
+
+def test_the_headline_of_answers_that_departed_says_no_verdict_was_read():
+    from attribcheck.evidence.page import headline
+
+    v = {"verdict": "inconclusive", "matches": 5, "k": 39, "p_value": 0.009, "alpha": 0.01, "innocent_level": 0.0,
+         "departure": "the answers are blurrier than the protocol's (sharpness 0.15 of the keys', under 0.6)"}
+    text = headline(v)
+    assert text.startswith("No verdict is read from these answers") and "sharpness 0.15" in text
+    assert "Reproduces" not in headline(v) and "Reproduces 5 of 39" in headline({**v, "departure": None})
