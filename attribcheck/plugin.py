@@ -502,5 +502,9 @@ def pytest_terminal_summary(terminalreporter, config):
             console.print(Text(f"{e['name']}: K={e['keyset']['k']}, delta_0={e['keyset']['delta_0']:.4f}, "
                                f"p0={e['p0']:.3f} from {len(e.get('p0_models', []))} innocent models, "
                                f"alpha={e.get('alpha')}: {bar}"))
+            own = [s["name"] for s in e.get("suspects", []) if (s.get("instance") or {}).get("postprocess")]
+            if own:  # their keys, delta_0 and p0 were seen through their steps: the bar differs
+                console.print(Text(f"  {len(own)} suspect(s) with a declared postprocess have their own delta_0 and "
+                                   f"p0 (in the report): {', '.join(own)}"))
     terminalreporter.write_sep("=", "attribcheck verdicts")
     terminalreporter.write(buf.getvalue())
