@@ -15,9 +15,9 @@ verdict is inconclusive, with the reason, until the suspect's `postprocess` is d
 (audit/postprocess.py), which measures the null through it.
 
 The measure is one number per suspect, a median over all of its answers: one image's
-content does not move it. Untouched answers in the tiny worlds lie at 0.67-1.12 of the keys'
-sharpness (JPEG q50-90 and other samplers included), blurred ones at 0.15-0.57
-(README: "Answers that were post-processed").
+content does not move it. Untouched answers in the tiny worlds lie at 0.67-1.58 of the keys'
+sharpness (JPEG q50-90 and other samplers included); upscaled, round-tripped and cropped
+ones at 0.15-0.57 on the partial world (README: "Answers that were post-processed").
 """
 from __future__ import annotations
 
