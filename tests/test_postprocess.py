@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS, Watching, conformance, sharpness
 from attribcheck.audit.postprocess import Postprocess, parse_step
@@ -236,3 +237,22 @@ def test_an_innocent_that_reproduces_the_keys_is_refused(tmp_path, world):
     _, r = _audit(m, "infringer")
     assert r.verdict is None and isinstance(r.error, InputError)
     assert "not-innocent reproduces 20 of 20 keys untouched" in str(r.error) and "innocents" in str(r.error)
+
+
+
+@given(st.lists(st.one_of(st.builds(lambda q: f"jpeg:{q}", st.integers(1, 100)),
+                          st.builds(lambda f: f"scale:{f}", st.sampled_from([0.25, 0.5, 1.5, 2, 3])),
+                          st.builds(lambda s: f"crop:{s}", st.sampled_from([0.05, 0.1, 0.2, 0.5])),
+                          st.builds(lambda r: f"blur:{r}", st.sampled_from([0.5, 1, 2.5]))), max_size=4))
+def test_a_parsed_postprocess_writes_back_what_it_read_and_keeps_valid_pixels(steps):
+    post = Postprocess.parse(steps)
+    assert Postprocess.parse(post.to_list()) == post
+    y = post(picture(len(steps), side=32))
+    assert y.ndim == 3 and y.shape[-1] == 3 and y.shape[0] >= 1 and np.all((0 <= y) & (y <= 1))
+
+
+@given(st.integers(0, 10_000), st.sampled_from([0.5, 1.0, 2.0]))
+def test_a_blur_never_sharpens(seed, radius):
+    x = picture(seed)
+    blurred = Postprocess.parse([f"blur:{radius:g}"])(x)
+    assert sharpness(blurred, 32, 32) <= sharpness(x, 32, 32) + 1e-6
