@@ -62,8 +62,7 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         self.classifier_ = clone(self.classifier if self.classifier is not None else default_classifier())
         self.classifier_.fit(self._features(X), y)
         self.X_fit_, self.y_fit_ = X, y  # kept so save() can store data, not code
-        self.loo_accuracy_ = None  # computed on first use by guard_accuracy()
-        self.loo_misses_ = None  # computed on first use by held_out_misses()
+        self.loo_misses_ = None  # computed on first use by held_out_misses(); the guard reads it
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -76,28 +75,10 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     # -- the guard -------------------------------------------------------------------------------
-    def leave_one_out_accuracy(self) -> float:
-        """How often a copy fitted without one shadow classifies that shadow right: the
-        discriminator's own evidence that the shadows' profiles separate at all."""
-        from sklearn.model_selection import LeaveOneOut, cross_val_score
-
-        check_is_fitted(self)
-        est = ShadowDiscriminator(self.classifier, self.bins)
-        scores = cross_val_score(est, self.X_fit_, self.y_fit_, cv=LeaveOneOut(), error_score=0.0)
-        return float(np.mean(scores))
-
-    def guard_accuracy(self) -> float:
-        """The leave-one-out accuracy, computed from the fitted profiles (once): what the
-        statistical verdict's guard reads. Never a value from a file or from `metadata_`."""
-        check_is_fitted(self)
-        if getattr(self, "loo_accuracy_", None) is None:
-            self.loo_accuracy_ = self.leave_one_out_accuracy()
-        return self.loo_accuracy_
-
     def held_out_misses(self) -> tuple[int, int]:
-        """(infringing shadows called innocent, innocent shadows called infringing) when each is
-        held out in turn: the sides on which the discriminator has been wrong. A fold that cannot
-        be fitted counts as a miss of its shadow, as in the guard's accuracy."""
+        """(infringing shadows called innocent, innocent shadows called infringing) when a copy
+        fitted without each shadow classifies it: the sides on which the discriminator has been
+        wrong. A fold that cannot be fitted counts as a miss of its shadow. Computed once."""
         check_is_fitted(self)
         if getattr(self, "loo_misses_", None) is None:
             missed = {0: 0, 1: 0}
@@ -106,11 +87,21 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
                 try:
                     est = ShadowDiscriminator(self.classifier, self.bins).fit(self.X_fit_[keep], self.y_fit_[keep])
                     right = est.predict(self.X_fit_[i:i + 1])[0] == self.y_fit_[i]
-                except ValueError:
+                except Exception:  # noqa: BLE001 - any failed fold is a miss, never a pass
                     right = False
                 missed[int(self.y_fit_[i])] += int(not right)
             self.loo_misses_ = (missed[1], missed[0])
         return self.loo_misses_
+
+    def leave_one_out_accuracy(self) -> float:
+        """How often a copy fitted without one shadow classifies that shadow right: the
+        discriminator's own evidence that the shadows' profiles separate at all."""
+        return (len(self.y_fit_) - sum(self.held_out_misses())) / len(self.y_fit_)
+
+    def guard_accuracy(self) -> float:
+        """The leave-one-out accuracy, computed from the fitted profiles (once): what the
+        statistical verdict's guard reads. Never a value from a file or from `metadata_`."""
+        return self.leave_one_out_accuracy()
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path, **metadata) -> None:
