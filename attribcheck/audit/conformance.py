@@ -68,21 +68,25 @@ class Conformance:
                 f"protocol's size; declare the suspect's postprocess to measure it through the same steps")
 
 
+def _measure(answer: np.ndarray, height: int, width: int) -> tuple[tuple[int, int], float]:
+    """What conformance keeps of one answer: its size and its sharpness at the keys' size."""
+    return tuple(int(v) for v in np.asarray(answer).shape[:2]), sharpness(answer, height, width)
+
+
 def _summary(seen, keys, min_sharpness: float) -> Conformance:
     h, w = keys[0].shape[:2]
     theirs = float(np.median([sharpness(k, h, w) for k in keys]))
     mine = float(np.median([s for _, s in seen]))
     sizes = [size for size, _ in seen]
     common = max(set(sizes), key=sizes.count)
-    return Conformance(round(mine / theirs, 6) if theirs > 0 else float("inf"), min_sharpness,
-                       tuple(int(v) for v in common), (h, w))
+    return Conformance(round(mine / theirs, 6) if theirs > 0 else float("inf"), min_sharpness, common, (h, w))
 
 
 def conformance(answers: Sequence[np.ndarray], keys: Sequence[np.ndarray],
                 min_sharpness: float = DEFAULT_MIN_SHARPNESS) -> Conformance:
     """Conformance of a suspect's answers (any number, any order) to keys of one shape."""
     h, w = keys[0].shape[:2]
-    return _summary([(np.asarray(a).shape[:2], sharpness(a, h, w)) for a in answers], keys, min_sharpness)
+    return _summary([_measure(a, h, w) for a in answers], keys, min_sharpness)
 
 
 class Watching:
@@ -104,7 +108,7 @@ class Watching:
         for o in out:
             a = np.asarray(o)
             if a.ndim == 3 and a.shape[-1] in (3, 4) and np.all(np.isfinite(a)):  # the audit refuses the rest
-                self.seen.append((a.shape[:2], sharpness(a, self.height, self.width)))
+                self.seen.append(_measure(a, self.height, self.width))
         return out
 
     def result(self, keys: Sequence[np.ndarray], min_sharpness: float = DEFAULT_MIN_SHARPNESS) -> Conformance | None:

@@ -16,18 +16,20 @@ of them reproduces that way.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from attribcheck.audit import score
 from attribcheck.audit.postprocess import Postprocess
 from attribcheck.audit.reconstruct import _checked, distances_to
 from attribcheck.errors import InputError
-from attribcheck.keys.keyset import Key, KeySet
 
 
 def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list[list[np.ndarray]]]:
     """Per innocent model: its answers (RGB, on each key's background) to every key caption
-    under every query seed, checked as a suspect's answers are. Asked once per auditor."""
+    under every query seed, checked as a suspect's answers are, and refused when they
+    reproduce the keys as an attributed suspect would. Asked once per auditor."""
     memo = auditor.__dict__.setdefault("_innocent_answers", {})
     from attribcheck.manifest import open_generator
 
@@ -40,7 +42,16 @@ def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list
         if spec.name not in memo:
             gen = open_generator(spec, ks.protocol, runtime, cache)
             flat = _checked(gen, prompts, qseeds, gen.generate(prompts, qseeds), targets)
-            memo[spec.name] = [flat[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(ks))]
+            grid = [flat[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(ks))]
+            # an "innocent" that reproduces the keys untouched is not one: checked once, here
+            d = distances_to(grid, ks.images, auditor.distance).min(axis=1)
+            m = score.matches(d, auditor.delta_0)
+            p = score.p_value(m, len(ks), auditor.p0)
+            if p < auditor.alpha:
+                raise InputError(f"{spec.name} reproduces {m} of {len(ks)} keys untouched (p = {p:.2g} < alpha "
+                                 f"{auditor.alpha}): it would be attributed, so it cannot bound the null",
+                                 field="innocents")
+            memo[spec.name] = grid
     return {spec.name: memo[spec.name] for spec in specs}
 
 
@@ -69,16 +80,7 @@ def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]
         raise InputError("measuring the null through a postprocess needs innocent models ([[innocents]])",
                          field="innocents")
     ks = auditor.keyset
-    for name, grid in answers.items():  # an "innocent" that reproduces the keys untouched is not one
-        d = distances_to(grid, ks.images, auditor.distance).min(axis=1)
-        m = score.matches(d, auditor.delta_0)
-        p = score.p_value(m, len(ks), auditor.p0)
-        if p < auditor.alpha:
-            raise InputError(f"{name} reproduces {m} of {len(ks)} keys untouched (p = {p:.2g} < alpha "
-                             f"{auditor.alpha}): it would be attributed, so it cannot bound the null", field="innocents")
-    keys = [Key(k.id, k.caption, post(k.image), k.r_source, dict(k.r_references)) for k in ks.keys]
-    seen = KeySet(keys, ks.strategy, ks.delta_0, ks.distance, ks.protocol, ks.query_seeds, ks.source,
-                  dict(ks.reference_roles), ks.candidates, dict(ks.selection))
+    seen = replace(ks, keys=[replace(k, image=post(k.image)) for k in ks.keys])
     targets = seen.images
     delta_0 = min(carried_delta_0(auditor.delta_0, ks.images, post, auditor.distance), auditor.distance.upper)
     distances = {name: distances_to([[post(a) for a in outs] for outs in grid], targets, auditor.distance).min(axis=1)
