@@ -1,7 +1,6 @@
 """Write the suites' audit manifests for a built world (one per dataset)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -29,7 +28,9 @@ def write_manifest(layout: WorldLayout, cfg: WorldConfig, dataset: str, out: str
         lines += ["[[suspects]]", f'name = "{name}"', f'path = "{rel(layout.model(dataset, name))}"',
                   f'expect = "{expect}"', ""]
     # the held-out calibration references: the null through a suspect's declared postprocess
-    roles = json.loads((layout.keys(dataset, strategy) / "keyset.json").read_text())["reference_roles"]
+    from attribcheck.keys.keyset import KeySet
+
+    roles = KeySet.load(layout.keys(dataset, strategy)).reference_roles
     for name in sorted(n for n, role in roles.items() if role == "calibration"):
         lines += ["[[innocents]]", f'name = "{name}"', f'path = "{rel(layout.model(dataset, name))}"', ""]
     out.parent.mkdir(parents=True, exist_ok=True)
