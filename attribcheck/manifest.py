@@ -109,10 +109,9 @@ class SuspectEntry(_Strict):
     @field_validator("postprocess")
     @classmethod
     def _steps(cls, v: list[str]) -> list[str]:
-        from attribcheck.audit.postprocess import parse_step
+        from attribcheck.audit.postprocess import Postprocess
 
-        for step in v:
-            parse_step(step)  # ValueError: the step and what is wrong with it
+        Postprocess.parse(v)  # ValueError: the step, or the steps together, and what is wrong
         return v
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS, Watching, conformance, sharpness
 from attribcheck.audit.postprocess import Postprocess, parse_step
@@ -36,6 +36,13 @@ def test_steps_parse(text, parsed):
 def test_bad_steps_are_refused(text):
     with pytest.raises(ValueError):
         parse_step(text)
+
+
+@pytest.mark.parametrize("steps", [["scale:8", "scale:8"], ["scale:0.1", "scale:0.5"], ["scale:4", "jpeg:75", "scale:4"]])
+def test_scales_that_together_leave_one_step_s_range_are_refused(steps):
+    with pytest.raises(ValueError, match="scale steps together"):
+        Postprocess.parse(steps)
+    assert Postprocess.parse(["scale:8", "scale:0.5"]).to_list() == ["scale:8", "scale:0.5"]  # 4x: allowed
 
 
 def test_steps_apply_in_order_and_keep_valid_images():
@@ -136,7 +143,8 @@ def _audit(manifest: Manifest, name: str):
     return auditor, audit_suspect(auditor, next(s for s in manifest.suspects if s.name == name))
 
 
-@pytest.mark.parametrize("steps,field", [(["jpeg:200"], "postprocess"), (["blur"], "postprocess")])
+@pytest.mark.parametrize("steps,field", [(["jpeg:200"], "postprocess"), (["blur"], "postprocess"),
+                                         (["scale:8"] * 16, "postprocess")])
 def test_a_bad_postprocess_is_an_input_error_naming_the_suspect(tmp_path, world, held_out, steps, field):
     with pytest.raises(InputError, match=r"suspects\.0 \(infringer\)\.postprocess"):
         _manifest(tmp_path, world, {"infringer": "infringing"}, {"infringer": steps}, [("ho", held_out)])
@@ -245,6 +253,8 @@ def test_an_innocent_that_reproduces_the_keys_is_refused(tmp_path, world):
                           st.builds(lambda s: f"crop:{s}", st.sampled_from([0.05, 0.1, 0.2, 0.5])),
                           st.builds(lambda r: f"blur:{r}", st.sampled_from([0.5, 1, 2.5]))), max_size=4))
 def test_a_parsed_postprocess_writes_back_what_it_read_and_keeps_valid_pixels(steps):
+    scales = [float(t.split(":")[1]) for t in steps if t.startswith("scale:")]
+    assume(0.1 <= float(np.prod(scales)) <= 8)  # beyond it, refused (test above)
     post = Postprocess.parse(steps)
     assert Postprocess.parse(post.to_list()) == post
     y = post(picture(len(steps), side=32))

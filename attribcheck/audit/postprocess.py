@@ -84,7 +84,14 @@ class Postprocess:
 
     @classmethod
     def parse(cls, texts) -> "Postprocess":
-        return cls(tuple(parse_step(t) for t in texts))
+        steps = tuple(parse_step(t) for t in texts)
+        # the scales together stay within one step's range: ["scale:8"] * 3 would ask for an image
+        # 512 times the key's side (memory, not a verdict)
+        lo, hi, _ = STEPS["scale"]
+        total = float(np.prod([v for n, v in steps if n == "scale"]))
+        if not lo <= total <= hi:
+            raise ValueError(f"the scale steps together resize by {total:g}, outside [{lo:g}, {hi:g}]")
+        return cls(steps)
 
     def __bool__(self) -> bool:
         return bool(self.steps)
