@@ -58,16 +58,22 @@ def from_validation(err, where: str | Path | None) -> InputError:
 
 
 def read_json_object(path: Path, missing: str = "no such file") -> dict:
-    """A JSON object from an untrusted file, or an InputError naming the file."""
+    """A JSON object from an untrusted file, or an InputError naming the file: a regular file
+    (never a FIFO or a device) of bounded size, nested no deeper than the parser's stack."""
     import json
 
+    from attribcheck.safe_files import read_text_bounded
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(missing, path)
+    text = read_text_bounded(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
         raise InputError(f"not valid JSON ({e})", path) from e
+    except RecursionError:  # thousands of nested brackets: the parser's stack, not a traceback
+        raise InputError("not valid JSON (nested too deep)", path) from None
     if not isinstance(data, dict):
         raise InputError("not a JSON object", path)
     return data

@@ -7,13 +7,28 @@ distance step (`composite`, `border_colour`), the only place that knows the key.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from attribcheck.errors import InputError
+
 # The largest image a suspect's folder may hand us (a decompression bomb is a few KB of PNG).
 MAX_PIXELS = 4096 * 4096
+# An answer may be at most this many times the key's side (or the protocol's) in either
+# dimension: beyond it, it is not an answer to the protocol, and caching it costs memory.
+ANSWER_SIDE_FACTOR = 2
+# The formats an untrusted image may be in, with the file suffixes and content types that
+# name them. Sniffed from the bytes (PIL's `formats=` restricts what it even tries: no TIFF,
+# whose float pixels hid NaN, no PSD, no EPS); a name that disagrees is refused.
+FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",)}
+CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+# Integer modes with more than 8 bits: PNG's 16-bit grey (PIL opens 16-bit colour as 8-bit RGB).
+WIDE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0}
+# Everything else PNG, JPEG and WebP decode to; float modes ("F") are never accepted.
+NARROW = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
 
 
 def has_alpha(image: Image.Image) -> bool:
@@ -24,8 +39,7 @@ def to_array(image: Image.Image | np.ndarray, keep_alpha: bool = False) -> np.nd
     """Any PIL image or uint8/float array -> float32 HxWx3 in [0, 1] (HxWx4 with alpha, when
     `keep_alpha` and the image has transparency)."""
     if isinstance(image, Image.Image):
-        mode = "RGBA" if keep_alpha and has_alpha(image) else "RGB"
-        arr = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+        arr = _pixels(image, keep_alpha)
     else:
         arr = np.asarray(image)
         if arr.dtype == np.uint8:
@@ -75,11 +89,90 @@ def composite(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     return (image[..., :3] * alpha + np.asarray(background, np.float32) * (1.0 - alpha)).astype(np.float32)
 
 
-def load(path: str | Path, keep_alpha: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    with Image.open(path) as im:
-        if max_pixels is not None and im.width * im.height > max_pixels:
-            raise ValueError(f"{im.width}x{im.height} is larger than {max_pixels} pixels")
-        return to_array(im, keep_alpha)
+def _pixels(image: Image.Image, keep_alpha: bool) -> np.ndarray:
+    """A PIL image's pixels in [0, 1], by its mode: 16-bit grey scaled by 65535 (converting it
+    to RGB clips every value above 255 to white: a real 16-bit answer read as constant);
+    float modes refused before any conversion could hide NaN or infinity."""
+    if image.mode in WIDE:
+        raw = np.asarray(image)
+        if raw.dtype.kind == "f" or raw.min() < 0 or raw.max() > WIDE[image.mode]:
+            raise ValueError(f"mode {image.mode} pixels outside [0, {WIDE[image.mode]:.0f}]")
+        grey = raw.astype(np.float32) / WIDE[image.mode]
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode not in NARROW:
+        raise ValueError(f"mode {image.mode} is not an 8- or 16-bit integer image")
+    mode = "RGBA" if keep_alpha and has_alpha(image) else "RGB"
+    return np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+
+
+def decode(data: bytes, where: str | Path, field: str | None = None, expect: str | None = None,
+           keep_alpha: bool = False, max_pixels: int = MAX_PIXELS, max_side: int | None = None,
+           error: type = InputError) -> np.ndarray:
+    """Untrusted image bytes -> float32 HxWx3 (HxWx4 with transparency, when `keep_alpha`).
+
+    The format is sniffed from the bytes and must be PNG, JPEG or WebP, and `expect` (one of
+    FORMATS, from a suffix or a content type) when given; the size is checked before any
+    pixel is decoded (`max_pixels`, `max_side`); every value is finite. Anything else is one
+    `error` line naming `where` and `field`."""
+    def fail(message: str):
+        raise error(message, where, field)
+
+    try:
+        im = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except Image.DecompressionBombError:
+        fail(f"declares more than {Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?)")
+    except Exception:  # noqa: BLE001 - PIL raises many kinds on hostile bytes
+        fail(f"not a decodable image (only {', '.join(FORMATS)} are read)")
+    with im:
+        if expect is not None and im.format != expect:
+            fail(f"holds a {im.format} image, but is named or served as {expect}")
+        w, h = im.size
+        if w * h > max_pixels:
+            fail(f"{w}x{h} is larger than {max_pixels} pixels")
+        check_answer_size((h, w), max_side, where, field, error)
+        try:
+            im.load()
+            arr = to_array(im, keep_alpha)
+        except ValueError as e:
+            fail(str(e).splitlines()[0])
+        except Exception as e:  # noqa: BLE001 - truncated or corrupt data
+            fail(f"not a decodable {im.format} image ({type(e).__name__})")
+    if not np.all(np.isfinite(arr)):
+        fail("holds non-finite pixel values")
+    return arr
+
+
+def expected_format(name: str | Path) -> str | None:
+    """The format a file's suffix names (`.png` -> PNG), or None for another suffix."""
+    suffix = Path(name).suffix.lower()
+    return next((fmt for fmt, suffixes in FORMATS.items() if suffix in suffixes), None)
+
+
+def answer_side_limit(height: int | None, width: int | None) -> int | None:
+    """The largest side an answer may have, for keys (or a protocol) of height x width."""
+    sides = [s for s in (height, width) if s]
+    return ANSWER_SIDE_FACTOR * max(sides) if sides else None
+
+
+def check_answer_size(shape: tuple, max_side: int | None, where: str | Path, field: str | None = None,
+                      error: type = InputError) -> None:
+    """Refuse an answer whose shape (height, width, ...) is over `max_side` (see
+    answer_side_limit) before it is cached or kept."""
+    h, w = shape[:2]
+    if max_side is not None and max(h, w) > max_side:
+        raise error(f"{w}x{h} is over {max_side} pixels on a side: not an answer at the protocol's size", where, field)
+
+
+def load(path: str | Path, keep_alpha: bool = False, max_pixels: int | None = None,
+         max_side: int | None = None) -> np.ndarray:
+    """An image file (a regular file of PNG, JPEG or WebP, as its suffix says when it names
+    one of them), decoded strictly (see `decode`)."""
+    from attribcheck.safe_files import read_bytes_bounded
+
+    path = Path(path)
+    data = read_bytes_bounded(path)
+    return decode(data, path, expect=expected_format(path), keep_alpha=keep_alpha,
+                  max_pixels=max_pixels or MAX_PIXELS, max_side=max_side)
 
 
 def save(image: np.ndarray, path: str | Path) -> None:

@@ -11,6 +11,7 @@
     # discriminator = "../keys/discriminator.json" # optional; default: the key set's, when it has one
     # threshold = 0.9                              # optional, in (0.5, 1]; P(infringing) the statistical verdict needs
     # min_sharpness = 0.6                          # optional; blurrier answers get no verdict (audit/conformance.py)
+    # r_min = 0.1                                  # optional, in (0, 1]; clean rules out an infringer inheriting this share
 
     [[suspects]]
     name = "infringer-rho0.3-s0"
@@ -43,6 +44,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
+from attribcheck.audit.verdict import DEFAULT_R_MIN
 from attribcheck.errors import InputError, from_validation
 
 try:
@@ -73,6 +75,7 @@ class AuditTable(_Strict):
     discriminator: Optional[str] = None
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0.5, le=1)
     min_sharpness: float = Field(DEFAULT_MIN_SHARPNESS, ge=0, le=1)
+    r_min: float = Field(DEFAULT_R_MIN, gt=0, le=1)  # what a clean verdict rules out (audit/verdict.py)
 
 
 def _registered_kind(v: str) -> str:
@@ -210,6 +213,7 @@ class Manifest:
     source_config: Path | None = None
     min_sharpness: float = DEFAULT_MIN_SHARPNESS
     innocents: list[SuspectSpec] = field(default_factory=list)  # [[innocents]]: the null through a postprocess
+    r_min: float = DEFAULT_R_MIN  # a clean verdict rules out an infringer inheriting this share of the keys
 
     @property
     def statistical(self) -> bool:
@@ -223,12 +227,14 @@ class Manifest:
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
         path = Path(path).resolve()
-        try:
-            data = tomllib.loads(path.read_text())
-        except OSError as e:
-            raise InputError(f"cannot read: {e.strerror}", path) from e
+        from attribcheck.safe_files import read_text_bounded
+
+        try:  # a regular file of bounded size (a FIFO would hang), nested within the parser's stack
+            data = tomllib.loads(read_text_bounded(path))
         except tomllib.TOMLDecodeError as e:
             raise InputError(f"not valid TOML: {e}", path) from e
+        except RecursionError:
+            raise InputError("not valid TOML (nested too deep)", path) from None
         try:
             m = ManifestFile.model_validate(data)
         except Exception as e:  # pydantic.ValidationError
@@ -267,7 +273,8 @@ class Manifest:
             discriminator = keys / "discriminator.json"
         return cls(path, a.name or path.stem, existing(a.source, "audit.source", "source"), keys, suspects,
                    a.alpha, a.delta_0, a.source_kind, discriminator, a.threshold,
-                   existing(a.source_config, "audit.source_config", "config"), a.min_sharpness, innocents)
+                   existing(a.source_config, "audit.source_config", "config"), a.min_sharpness, innocents,
+                   a.r_min)
 
 
 def _named(err, data) -> list[dict]:

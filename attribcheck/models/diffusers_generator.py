@@ -7,7 +7,9 @@ from typing import Sequence
 import numpy as np
 
 from attribcheck.errors import InputError, IntegrityError, read_json_object
+from attribcheck.models import budget
 from attribcheck.models.protocol import QueryProtocol, Runtime
+from attribcheck.safe_files import check_tree, regular_file
 
 
 def quiet() -> None:
@@ -90,7 +92,7 @@ def resolve_model(spec) -> Path:
 
 
 def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path | None = None,
-                  variant: str | None = None):
+                  variant: str | None = None, max_params: int | None = None):
     """A pipeline from a local folder (model_index.json) or a single .safetensors checkpoint.
 
     Safetensors only and no remote code: a suspect's files are untrusted input. A single
@@ -106,16 +108,19 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
     path = Path(path)
     common = dict(**dtype_kwarg(getattr(torch, dtype)), use_safetensors=True, local_files_only=True)
     if path.is_dir():
-        _not_a_lora(path)
-        check_model_index(path)
+        _checked(path, max_params)
         return _from_folder(path, variant, common)
     if not path.exists():
         raise InputError("no such model folder or file", path)
     if path.suffix != ".safetensors":
         raise InputError("only pipeline folders and .safetensors files are loaded (no pickles)", path)
+    regular_file(path)
     _not_a_lora(path)
     if config is None:
         raise InputError("a single-file checkpoint needs config = <local pipeline folder>", path, "config")
+    check_tree(Path(config))
+    if (Path(config) / "model_index.json").is_file():
+        budget.check_folder(config, max_params)
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -130,6 +135,15 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
                                                       **dtype_kwarg(getattr(torch, dtype)),
                                                       local_files_only=True)
     return pipe
+
+
+def _checked(folder: Path, max_params: int | None) -> None:
+    """Before diffusers opens anything: regular files only (a FIFO or /dev/zero would hang
+    it), allowed classes, and a parameter count within the budget (nothing allocated yet)."""
+    check_tree(folder)
+    _not_a_lora(folder)
+    check_model_index(folder)
+    budget.check_folder(folder, max_params)
 
 
 def _from_folder(path: Path, variant: str | None, common: dict):
@@ -154,6 +168,7 @@ def add_lora(pipeline, lora: Path, scale: float = 1.0):
     lora = Path(lora)
     if lora.suffix != ".safetensors" or not lora.is_file():
         raise InputError("a LoRA adapter is one .safetensors file (no pickles)", lora, "lora")
+    regular_file(lora, field="lora")
     try:
         import peft  # noqa: F401
     except ImportError:

@@ -16,25 +16,24 @@ from typing import Sequence
 import numpy as np
 
 from attribcheck import images
-from attribcheck.errors import InputError, IntegrityError
+from attribcheck.errors import AttribcheckError, InputError, IntegrityError
+from attribcheck.safe_files import read_text_bounded, regular_file
 
 MANIFEST = "queries.jsonl"
 SHOWN = 3  # missing queries named in an error, before the count
 
 
 class FolderGenerator:
-    def __init__(self, folder: str | Path, name: str | None = None):
+    def __init__(self, folder: str | Path, name: str | None = None, max_side: int | None = None):
         self.folder = Path(folder)
         self.name = name or self.folder.name
         self.manifest = self.folder / MANIFEST
-        if not self.manifest.is_file():
+        self.max_side = max_side
+        if not self.manifest.exists():
             raise InputError("not found: collect the suspect's images first", self.manifest)
         self._root = self.folder.resolve()
         self._files: dict[tuple[str, int], Path] = {}
-        try:
-            text = self.manifest.read_text()
-        except UnicodeDecodeError as e:
-            raise InputError(f"not UTF-8 text ({e})", self.manifest) from e
+        text = read_text_bounded(self.manifest)  # a regular file (never a FIFO), of bounded size
         for n, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 self._add(n, line)
@@ -47,6 +46,8 @@ class FolderGenerator:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"not valid JSON ({e.msg})", where) from e
+        except RecursionError:
+            raise InputError("JSON nested too deep", where) from None
         if not isinstance(row, dict):
             raise InputError("must be a JSON object with prompt, seed and file", where)
         prompt, seed, file = row.get("prompt"), row.get("seed"), row.get("file")
@@ -71,8 +72,9 @@ class FolderGenerator:
         path = (self._root / file).resolve()  # follows symlinks, so one that escapes is caught
         if not path.is_relative_to(self._root):
             raise IntegrityError(f"{file!r} resolves outside the suspect's folder (a symlink?)", where, "file")
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{file!r} is not a file in the suspect's folder", where, "file")
+        regular_file(path, where, "file")  # a FIFO or a device would hang the read
         if path == self.manifest.resolve():
             raise InputError(f"{file!r} is the manifest, not an image", where, "file")
         return path
@@ -93,8 +95,10 @@ class FolderGenerator:
         out = []
         for q in pairs:
             path = self._files[q]
-            try:
-                out.append(images.load(path, keep_alpha=True, max_pixels=images.MAX_PIXELS))
+            try:  # checked again here: the file may have been swapped since the folder was opened
+                out.append(images.load(path, keep_alpha=True, max_side=self.max_side))
+            except AttribcheckError:
+                raise
             except (OSError, ValueError) as e:
                 raise InputError(f"cannot read {path.relative_to(self._root)}: {str(e).splitlines()[0]}",
                                  self.manifest, "file") from e

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
+import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -48,7 +49,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from attribcheck import images
 from attribcheck.errors import DegenerateOutputError, InputError
 
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 
 class HttpOptions(BaseModel):
@@ -90,6 +90,14 @@ def fill(template: Any, prompt: str, seed: int) -> Any:
     if isinstance(template, str):
         return template.replace("{prompt}", prompt).replace("{seed}", str(int(seed)))
     return template
+
+
+def _json(body: bytes) -> Any:
+    """A response's JSON; nesting too deep for the parser is no JSON we asked for."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def pick(data: Any, path: str) -> Any:
@@ -134,15 +142,95 @@ class _Retry(Exception):
     pass
 
 
+class Deadline:
+    """One wall-clock limit for a whole request: connecting, the headers and the body. Socket
+    timeouts are per operation, so a server that dribbles a byte every half second never trips
+    them; at the deadline a timer shuts the request's connection down, which ends any read.
+    It holds a duplicate of each socket's descriptor: TLS takes the original socket object
+    over, but a shutdown through any descriptor ends the connection for all of them."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._dups: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        return max(0.001, self.end - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._dups.append(sock.dup())
+            if self.expired:
+                self._shut(self._dups[-1])
+        return sock
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._dups:
+                self._shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._dups:
+                sock.close()
+            self._dups.clear()
+
+
+def _watched(base: type, deadline: Deadline):
+    """An http.client connection class whose socket the deadline can shut, made before any
+    byte (of TLS or HTTP) crosses it; connecting itself waits at most the time left."""
+
+    class Watched(base):
+        def __init__(self, *args, **kwargs):
+            kwargs["timeout"] = deadline.left()
+            super().__init__(*args, **kwargs)
+            create = self._create_connection
+            self._create_connection = lambda *a, **k: deadline.watch(create(*a, **k))
+
+    return Watched
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(_watched(http.client.HTTPConnection, self.deadline), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req):
+        return self.do_open(_watched(http.client.HTTPSConnection, self.deadline), req,
+                            context=self._context)
+
+
 class HttpGenerator:
     def __init__(self, options: HttpOptions, name: str = "http", evidence: str | Path | None = None,
-                 sleep=time.sleep):
+                 sleep=time.sleep, max_side: int | None = None):
         self.name = name
         self.o = options
         self.evidence = Path(evidence) / name if evidence is not None else None
         self.limiter = RateLimiter(options.rate_per_s, sleep=sleep)
         self.sleep = sleep
-        self.opener = urllib.request.build_opener(_NoRedirect)
+        self.max_side = max_side
         self.requests = 0
         self._n = 0
         self._started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -168,18 +256,31 @@ class HttpGenerator:
         return urllib.request.Request(self.o.url, data=json.dumps(body).encode(), headers=headers, method="POST")
 
     def _fetch(self, req) -> tuple[int, dict, bytes]:
-        """One attempt: status, headers, body (at most max_bytes), or _Retry / InputError."""
+        """One attempt: status, headers, body (at most max_bytes), all within timeout_s from
+        the first byte sent, or _Retry / InputError / DegenerateOutputError."""
         self.limiter.wait()
         self.requests += 1
+        deadline = Deadline(self.o.timeout_s)
+        opener = urllib.request.build_opener(_NoRedirect, _HTTP(deadline), _HTTPS(deadline))
         try:
-            resp = self.opener.open(req, timeout=self.o.timeout_s)
+            return self._exchange(opener, req, deadline)
+        except _Retry:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            if deadline.expired:
+                raise _Retry(f"no whole answer within timeout_s {self.o.timeout_s}") from None
+            raise _Retry(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
+        finally:
+            deadline.cancel()
+
+    def _exchange(self, opener, req, deadline: Deadline) -> tuple[int, dict, bytes]:
+        try:
+            resp = opener.open(req, timeout=deadline.left())
         except urllib.error.HTTPError as e:
+            e.close()
             if e.code == 429 or e.code >= 500:
                 raise _Retry(f"HTTP {e.code}") from None
             raise InputError(f"answered HTTP {e.code} {e.reason}", self.o.url, "options") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise _Retry(f"{type(e).__name__}: {reason}") from None
         with resp:
             if not 200 <= resp.status < 300:  # 1xx/3xx that reached us
                 raise InputError(f"answered HTTP {resp.status}", self.o.url, "options")
@@ -187,10 +288,9 @@ class HttpGenerator:
             if length and length.isdigit() and int(length) > self.o.max_bytes:
                 raise DegenerateOutputError(f"a {length}-byte response, over max_bytes {self.o.max_bytes}",
                                             self.o.url, "options.max_bytes")
-            try:
-                body = resp.read(self.o.max_bytes + 1)
-            except (TimeoutError, OSError) as e:
-                raise _Retry(f"reading the body: {e}") from None
+            body = resp.read(self.o.max_bytes + 1)
+            if deadline.expired:  # the socket was shut mid-body: what we hold is a fragment
+                raise _Retry(f"no whole answer within timeout_s {self.o.timeout_s}")
             if len(body) > self.o.max_bytes:
                 raise DegenerateOutputError(f"a response over max_bytes {self.o.max_bytes}", self.o.url,
                                             "options.max_bytes")
@@ -214,30 +314,37 @@ class HttpGenerator:
 
     def _image(self, headers: dict, body: bytes) -> np.ndarray:
         ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "").split(";")[0].strip().lower()
+        expect = None  # the format the response names for its image; the bytes must agree
         if self.o.response == "json-base64":
             if ctype != "application/json":
                 raise DegenerateOutputError(f"content type {ctype or 'none'!r}, expected application/json",
                                             self.o.url, "options.response")
             try:
-                raw = pick(json.loads(body), self.o.image_field)
+                raw = pick(_json(body), self.o.image_field)
                 if not isinstance(raw, str):
                     raise TypeError
                 if raw.startswith("data:"):
-                    raw = raw.split(",", 1)[1]
+                    head, raw = raw.split(",", 1)
+                    named = head[5:].split(";")[0].strip().lower()
+                    if named not in images.CONTENT_TYPES:
+                        raise DegenerateOutputError(f"a {named or 'untyped'!r} data URL, expected one of "
+                                                    f"{', '.join(images.CONTENT_TYPES)}", self.o.url,
+                                                    "options.image_field")
+                    expect = images.CONTENT_TYPES[named]
                 data = base64.b64decode(raw, validate=True)
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, IndexError):
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, IndexError,
+                    RecursionError) as e:
+                if isinstance(e, DegenerateOutputError):
+                    raise
                 raise DegenerateOutputError(f"no base64 image at {self.o.image_field!r} in the JSON response",
                                             self.o.url, "options.image_field") from None
         else:
-            if ctype not in IMAGE_TYPES:
-                raise DegenerateOutputError(f"content type {ctype or 'none'!r}, expected one of {', '.join(IMAGE_TYPES)}",
-                                            self.o.url, "options.response")
-            data = body
-        try:
-            return images.load(io.BytesIO(data), keep_alpha=True, max_pixels=images.MAX_PIXELS)
-        except Exception as e:  # PIL raises many kinds on hostile bytes
-            raise DegenerateOutputError(f"the response is not a decodable image ({type(e).__name__})",
-                                        self.o.url, "options.response") from None
+            if ctype not in images.CONTENT_TYPES:
+                raise DegenerateOutputError(f"content type {ctype or 'none'!r}, expected one of "
+                                            f"{', '.join(images.CONTENT_TYPES)}", self.o.url, "options.response")
+            expect, data = images.CONTENT_TYPES[ctype], body
+        return images.decode(data, self.o.url, "options.response", expect=expect, keep_alpha=True,
+                             max_side=self.max_side, error=DegenerateOutputError)
 
     def ask(self, prompt: str, seed: int) -> np.ndarray:
         req = self._request(prompt, seed)
@@ -270,7 +377,9 @@ def evidence_folder(spec) -> Path:
 
 
 def open_http(spec, protocol, runtime) -> HttpGenerator:
-    return HttpGenerator(spec.options, spec.name, evidence_folder(spec))
+    # answers over twice the protocol's size are refused before the cache stores them
+    return HttpGenerator(spec.options, spec.name, evidence_folder(spec),
+                         max_side=images.answer_side_limit(protocol.height, protocol.width))
 
 
 def http_identity(spec) -> dict:

@@ -6,7 +6,7 @@ The shapes follow diffusers' own test pipelines, scaled to what trains on two CP
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from attribcheck.config import JsonConfig
 
@@ -73,15 +73,20 @@ def build_schedulers(cfg: TinyConfig):
     return DDPMScheduler(**common), DDIMScheduler(**common, set_alpha_to_one=False, steps_offset=1)
 
 
-def build_pipeline(cfg: TinyConfig, tokenizer_dir: str, vae=None):
+def build_pipeline(cfg: TinyConfig, tokenizer_dir: str, vae=None, max_params: int | None = None):
     """A fresh StableDiffusionPipeline; pass a trained VAE to share it."""
     import torch
     from diffusers import StableDiffusionPipeline
 
+    from attribcheck.models import budget
     from attribcheck.models.tokenizer import char_tokenizer
 
-    torch.manual_seed(cfg.seed)
     tokenizer = char_tokenizer(tokenizer_dir, cfg.max_length)
+    # counted on the meta device first: a config file's widths could ask for many GB
+    budget.check_built({"vae_channels": lambda: build_vae(cfg), "unet_channels": lambda: build_unet(cfg),
+                        "text_hidden": lambda: build_text_encoder(cfg, len(tokenizer))}, "TinyConfig", max_params,
+                       config=asdict(cfg))
+    torch.manual_seed(cfg.seed)
     text_encoder = build_text_encoder(cfg, len(tokenizer))
     unet = build_unet(cfg)
     _, sampler = build_schedulers(cfg)

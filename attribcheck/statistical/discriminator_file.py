@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attribcheck.errors import IntegrityError, read_json_object
+from attribcheck.statistical import estimators
 
 KEYS = {"format_version", "bins", "classifier", "X", "y", "metadata"}
 REQUIRED = ("bins", "classifier", "X", "y")
@@ -66,6 +67,8 @@ def read(path: Path) -> dict:
             fail(f"{v!r} is not a label (1 = infringing, 0 = innocent)", f"y.{i}")
     if min(y.count(0), y.count(1)) < 2:
         fail(f"{y.count(1)} infringing and {y.count(0)} innocent shadows; each needs at least 2", "y")
+
+    estimators.check_refit(data["classifier"], len(X), path)  # loading refits it once per shadow
 
     meta = data.setdefault("metadata", {})
     if not isinstance(meta, dict):

@@ -31,6 +31,16 @@ RANDOMISED = {"sklearn.svm.SVC", "sklearn.ensemble.RandomForestClassifier", "skl
 # Parameters that set the cost of a refit: bounded, so a file cannot make loading hang.
 BOUNDS = {"n_estimators": (1, 1000), "max_iter": (1, 100_000), "n_jobs": (-1, 64), "n_neighbors": (1, 1000)}
 MAX_STEPS, MAX_STR, MAX_LIST = 4, 64, 64
+# Loading refits the classifier once per shadow (the leave-one-out guard), so its cost is
+# bounded before anything is fitted. Work is counted in fits of one decision tree on 200
+# shadows (about 2 ms on one core): a tree ensemble costs its n_estimators per fit, an SVC
+# grows with the square of the shadows, a logistic regression with its max_iter (per 1,000),
+# other classifiers about one unit per 200 shadows.
+# 5,000 units is about 10 s; the shipped discriminators (scaled logistic regression, 14 and
+# 22 shadows) need 28 and 44. A forest of 1,000 trees refits that way only up to 5 shadows.
+MAX_REFIT_WORK = 5_000
+ENSEMBLES = {"sklearn.ensemble.RandomForestClassifier", "sklearn.ensemble.ExtraTreesClassifier",
+             "sklearn.ensemble.GradientBoostingClassifier"}
 
 
 def _allowed_name(name: str) -> str | None:
@@ -130,6 +140,34 @@ def _steps(spec, field: str, fail) -> list[tuple[str, dict, str]]:
             fail(f"{entry} cannot precede the classifier; only scalers can", f"{f}.class")
         out.append((entry, check_params(entry, step["params"], f"{f}.params", fail), f))
     return out
+
+
+def refit_work(spec, n_shadows: int, path: str | Path | None = None) -> float:
+    """The leave-one-out refit's work (see MAX_REFIT_WORK) for a described estimator."""
+    def fail(message, field):
+        raise IntegrityError(message, path, field)
+
+    scale = max(1.0, n_shadows / 200)
+    per_fit = 0.0
+    for entry, params, _ in _steps(spec, "classifier", fail):
+        if entry in ENSEMBLES:
+            per_fit += (params.get("n_estimators") or 100) * scale
+        elif entry == "sklearn.svm.SVC":
+            per_fit += 8 * scale ** 2
+        elif entry == "sklearn.linear_model.LogisticRegression":  # on separable shadows it runs to max_iter
+            per_fit += scale * max(1.0, (params.get("max_iter") or 100) / 1000)
+        else:
+            per_fit += scale
+    return n_shadows * per_fit
+
+
+def check_refit(spec, n_shadows: int, path: str | Path) -> None:
+    """Refuse, before fitting anything, a classifier whose leave-one-out refit over
+    `n_shadows` would exceed MAX_REFIT_WORK."""
+    work = refit_work(spec, n_shadows, path)
+    if work > MAX_REFIT_WORK:
+        raise IntegrityError(f"refitting it once per shadow ({n_shadows} shadows) is {work:,.0f} units of work, "
+                             f"over the bound of {MAX_REFIT_WORK:,} (fewer trees or fewer shadows)", path, "classifier")
 
 
 def build(spec, path: str | Path):
