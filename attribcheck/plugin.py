@@ -24,9 +24,7 @@ ROW = "attrib_report"
 
 MANIFESTS = pytest.StashKey[dict]()  # manifest path -> Manifest (alpha override applied)
 NAMES = pytest.StashKey[dict]()  # [audit] name -> manifest path (names must be unique)
-AUDITORS = pytest.StashKey[dict]()  # manifest path -> Auditor, or the exception loading it raised
-RESULTS = pytest.StashKey[dict]()  # (manifest path, suspect name or None for the source) -> SuspectResult
-STATISTICAL = pytest.StashKey[dict]()  # manifest path -> StatisticalAuditor, or the exception
+SESSIONS = pytest.StashKey[dict]()  # manifest path -> AuditSession (attribcheck.session): its results
 ROWS = pytest.StashKey[dict]()  # (manifest name, suspect name) -> {"audit": ..., "suspect": ...}
 RUNTIME = pytest.StashKey[object]()  # the Runtime every model runs under
 
@@ -73,7 +71,7 @@ def pytest_configure(config):
     if not config.pluginmanager.hasplugin("xdist"):
         # we mark params with xdist_group; keep --strict-markers happy without xdist
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist loadgroup group")
-    for key in (MANIFESTS, NAMES, AUDITORS, RESULTS, STATISTICAL, ROWS):
+    for key in (MANIFESTS, NAMES, SESSIONS, ROWS):
         config.stash[key] = {}
     alpha = config.getoption("attrib_alpha")
     if alpha is not None and not 0 < alpha < 1:  # also rejects nan
@@ -90,13 +88,33 @@ def pytest_configure(config):
         from attribcheck.errors import from_validation
 
         raise pytest.UsageError(f"attribcheck: {from_validation(e, 'options')}") from None
+    if not hasattr(config, "workerinput"):  # output paths checked before the first query
+        _check_outputs(config)
     config.pluginmanager.register(_Collector(config), "attribcheck-collector")
     from attribcheck.evidence.pytest_plugin import register
 
-    register(config)  # the evidence page, pytest-html extras
+    # the evidence page, pytest-html extras: handed what they read, so they never import this module
+    register(config, entries=lambda: entries(config), session_of=lambda path: config.stash[SESSIONS].get(path),
+             runtime=config.stash[RUNTIME])
     from attribcheck.baseline.pytest_plugin import register as register_baselines
 
     register_baselines(config)
+
+
+def _check_outputs(config) -> None:
+    from attribcheck.errors import AttribcheckError
+    from attribcheck.outputs import check_file, check_folder
+
+    base = config.invocation_params.dir
+    try:
+        if config.getoption("attrib_json"):
+            check_file(base / config.getoption("attrib_json"), "--attrib-json")
+        if config.getoption("attrib_report"):
+            from attribcheck.evidence.write import INDEX
+
+            check_folder(base / config.getoption("attrib_report"), "--attrib-report", INDEX)
+    except AttribcheckError as e:
+        raise pytest.UsageError(f"attribcheck: {e}") from None
 
 
 def _default_threads() -> int:
@@ -238,19 +256,11 @@ def _fail(manifest, what: str, exc: BaseException):
 def attrib_auditor(request, attrib_manifest):
     """The manifest's Auditor, built once per session. A key set that fails to load fails
     every test of its manifest with the one-line reason (and an error entry in the report)."""
-    cache = request.config.stash[AUDITORS]
-    if attrib_manifest.path not in cache:
-        from attribcheck.audit.run import auditor_for
-        from attribcheck.errors import AttribcheckError
-
-        try:
-            cache[attrib_manifest.path] = auditor_for(attrib_manifest)
-        except AttribcheckError as e:
-            cache[attrib_manifest.path] = e
-    auditor = cache[attrib_manifest.path]
-    if isinstance(auditor, Exception):
-        _record_row(request.node, attrib_manifest, None, None, auditor)
-        _fail(attrib_manifest, "keys", auditor)
+    session = _session(request.config, attrib_manifest)
+    auditor = session.load()
+    if auditor is None:
+        _record_row(request.node, session, None)
+        _fail(attrib_manifest, "keys", session.load_error)
     return auditor
 
 
@@ -272,11 +282,23 @@ def attrib_suspect(attrib_manifest, _attrib_case):
     return next(s for s in attrib_manifest.suspects if s.name == _attrib_case.suspect)
 
 
-def _record_row(node, manifest, auditor, result, error=None) -> None:
-    """The report row (to the controller) and the verdict's fields (to junit)."""
-    from attribcheck.audit.run import audit_entry
+def _session(config, manifest):
+    """The manifest's AuditSession, one per pytest session (per xdist worker)."""
+    sessions = config.stash[SESSIONS]
+    if manifest.path not in sessions:
+        from attribcheck.evidence.pytest_plugin import keep_images
+        from attribcheck.session import AuditSession, SessionOptions
 
-    entry = audit_entry(manifest, auditor, [result] if result else [], error)
+        sessions[manifest.path] = AuditSession(manifest, SessionOptions(
+            config.stash[RUNTIME], _generation_cache(config), keep_images=keep_images(config),
+            early_stop=config.getoption("attrib_early_stop")))
+    return sessions[manifest.path]
+
+
+def _record_row(node, session, result) -> None:
+    """The report row (to the controller) and the verdict's fields (to junit)."""
+    manifest = session.manifest
+    entry = session.entry([result] if result else [])
     node.user_properties.append((ROW, json.dumps(entry, allow_nan=False)))
     if result is not None and result.verdict is not None:
         v = result.verdict
@@ -288,46 +310,26 @@ def _record_row(node, manifest, auditor, result, error=None) -> None:
         record(node, manifest, result)  # the best answers, toward the evidence page
 
 
-def _keep_images(config) -> bool:
-    from attribcheck.evidence.pytest_plugin import keep_images
-
-    return keep_images(config)
-
-
-def _result(request, manifest, auditor, spec, role: str):
-    result = _audited(request, manifest, auditor, spec, role)
-    _record_row(request.node, manifest, auditor, result)
+def _result(request, manifest, spec, role: str):
+    session = _session(request.config, manifest)
+    result = session.result(spec, role)
+    _record_row(request.node, session, result)
     if result.error is not None:
         _fail(manifest, spec.name, result.error)
     return result
-
-
-def _audited(request, manifest, auditor, spec, role: str):
-    """The SuspectResult of a suspect (or of the source, role "source"), audited once per
-    session; an error stays in the result, for the caller to report."""
-    cache = request.config.stash[RESULTS]
-    key = (manifest.path, spec.name if role == "suspect" else None)
-    if key not in cache:
-        from attribcheck.audit.run import audit_suspect
-
-        cache[key] = audit_suspect(auditor, spec, request.config.stash[RUNTIME], role=role,
-                                   keep_images=_keep_images(request.config),
-                                   cache=_generation_cache(request.config),
-                                   early_stop=request.config.getoption("attrib_early_stop"))
-    return cache[key]
 
 
 @pytest.fixture
 def attrib_verdict(request, attrib_manifest, attrib_auditor, attrib_suspect):
     """The current suspect's Verdict, audited once per session; recorded as test properties.
     A suspect that cannot be audited (unreadable, degenerate outputs) fails with one line."""
-    return _result(request, attrib_manifest, attrib_auditor, attrib_suspect, "suspect").verdict
+    return _result(request, attrib_manifest, attrib_suspect, "suspect").verdict
 
 
 @pytest.fixture
 def attrib_source_verdict(request, attrib_manifest, attrib_auditor):
     """The source audited against its own keys: the key set's self-check."""
-    return _result(request, attrib_manifest, attrib_auditor, attrib_manifest.source_spec, "source").verdict
+    return _result(request, attrib_manifest, attrib_manifest.source_spec, "source").verdict
 
 
 @pytest.fixture
@@ -335,27 +337,22 @@ def attrib_statistical_verdict(request, attrib_manifest, attrib_auditor, attrib_
     """The current suspect's StatisticalVerdict: the key set's shadow-model discriminator on the
     same distances the instance-level verdict measured (no further queries). Tests requesting
     it run only for manifests whose key set has a discriminator."""
-    cache = request.config.stash[STATISTICAL]
-    if attrib_manifest.path not in cache:
-        from attribcheck.audit.run import statistical_for
-        from attribcheck.errors import AttribcheckError
+    from attribcheck.errors import AttribcheckError
 
-        try:
-            cache[attrib_manifest.path] = statistical_for(attrib_manifest, attrib_auditor.keyset)
-        except AttribcheckError as e:
-            cache[attrib_manifest.path] = e
-    stat = cache[attrib_manifest.path]
-    if isinstance(stat, Exception):
-        _fail(attrib_manifest, "discriminator", stat)
-    result = request.config.stash[RESULTS][(attrib_manifest.path, attrib_suspect.name)]
+    session = _session(request.config, attrib_manifest)
+    try:
+        session.statistical()
+    except AttribcheckError as e:
+        _record_row(request.node, session, None)
+        _fail(attrib_manifest, "discriminator", e)
+    result = session.result(attrib_suspect)
     if result.queries is not None:  # the option the user chose, not a pass: the reason says so
         pytest.skip("--attrib-early-stop: the statistical level needs every key's distance under every seed; "
                     "run without it for this level")
+    session.with_statistical(result)
+    _record_row(request.node, session, result)
     if result.statistical is None:
-        from attribcheck.audit.run import statistical_verdict
-
-        result.statistical = statistical_verdict(result, stat)
-    _record_row(request.node, attrib_manifest, attrib_auditor, result)
+        _fail(attrib_manifest, attrib_suspect.name, result.error)
     return result.statistical
 
 
@@ -366,39 +363,36 @@ def attrib_baseline(request, attrib_manifest, attrib_auditor):
     see attribcheck.baseline.pytest_plugin."""
     from attribcheck.baseline.pytest_plugin import check
 
-    def audited(spec, role):
-        return _audited(request, attrib_manifest, attrib_auditor, spec, role)
+    session = _session(request.config, attrib_manifest)
 
     def run():
-        _audit_all(request, attrib_manifest, attrib_auditor)
-        return check(request, attrib_manifest, attrib_auditor, audited)
+        _audit_all(request, session)
+        return check(request, session)
 
     return run
 
 
-def _audit_all(request, manifest, auditor) -> None:
+def _audit_all(request, session) -> None:
     """Audit every suspect and the source for a manifest-level test, in the order that keeps
     xdist workers apart: from the last suspect backwards (the per-suspect tests go forwards),
     and a suspect another worker is computing right now (its cache lock is held) after the
     rest, when it will be in the cache. Each is still computed once, whichever worker asks."""
-    cache = _generation_cache(request.config)
-    todo = [(manifest.source_spec, "source")] + [(s, "suspect") for s in manifest.suspects]
+    cache = session.options.cache
     deferred = []
-    for spec, role in reversed(todo):
-        if cache is not None and (manifest.path, spec.name if role == "suspect" else None) \
-                not in request.config.stash[RESULTS]:
+    for spec, role in reversed(session.specs()):
+        if cache is not None and not session.audited(spec, role):
             from attribcheck.manifest import open_generator
 
             try:
-                gen = open_generator(spec, auditor.keyset.protocol, request.config.stash[RUNTIME], cache)
+                gen = open_generator(spec, session.auditor.keyset.protocol, session.options.runtime, cache)
             except Exception:  # noqa: BLE001 - the audit itself reports it
                 gen = None
             if getattr(gen, "busy", None) is not None and gen.busy():
                 deferred.append((spec, role))
                 continue
-        _audited(request, manifest, auditor, spec, role)
+        session.result(spec, role)
     for spec, role in deferred:
-        _audited(request, manifest, auditor, spec, role)
+        session.result(spec, role)
 
 
 # -- reporting (controller side) -------------------------------------------------------------
@@ -425,7 +419,7 @@ class _Collector:
                     slot["suspect"] = {**(slot["suspect"] or {}), **{k: v for k, v in s.items() if v is not None}}
 
 
-def _entries(config) -> list[dict]:
+def entries(config) -> list[dict]:
     """The report's audits: one entry per manifest, its suspects in name order, source last."""
     by_audit: dict[str, dict] = {}
     for (audit, _), slot in sorted(config.stash[ROWS].items()):
@@ -444,7 +438,7 @@ def pytest_sessionfinish(session):
     if path and not hasattr(config, "workerinput"):
         from attribcheck.report import new_report
 
-        report = new_report(_entries(config), config.stash[RUNTIME])
+        report = new_report(entries(config), config.stash[RUNTIME])
         report.write(config.invocation_params.dir / path)
 
 
@@ -466,7 +460,7 @@ def pytest_terminal_summary(terminalreporter, config):
     from rich.table import Table
     from rich.text import Text  # Text, not markup: a suspect may be named "a[b]"
 
-    entries = _entries(config)
+    rows = entries(config)
     table = Table(show_edge=False)
     for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("conf", "right"),
                       ("m/K", "right"), ("p-value", "right")):
@@ -474,7 +468,7 @@ def pytest_terminal_summary(terminalreporter, config):
     stat = Table(show_edge=False, title="statistical level (shadow discriminator)")
     for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("P(inf)", "right")):
         stat.add_column(col, justify=just, overflow="fold")
-    for e in entries:
+    for e in rows:
         if e.get("error"):
             table.add_row(Text(f"{e['name']}"), "", _styled("error", "error"), "", "", "")
         for s in e["suspects"]:
@@ -495,7 +489,7 @@ def pytest_terminal_summary(terminalreporter, config):
     console.print(table)
     if stat.row_count:
         console.print(stat)
-    for e in entries:  # what each key set can detect: the bar every verdict above was held to
+    for e in rows:  # what each key set can detect: the bar every verdict above was held to
         if e.get("keyset") and e.get("p0") is not None:
             m = e.get("min_conf_attributable")
             bar = f"attributed from conf >= {m:.3f}" if m is not None else "no conf can be attributed"

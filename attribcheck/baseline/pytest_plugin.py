@@ -54,10 +54,9 @@ def update_command(config) -> str:
     return shlex.join(["python3", "-m", "pytest", *args, "--attrib-baseline-update"])
 
 
-def check(request, manifest, auditor, audited) -> None:
-    """Record or compare one manifest's baseline. `audited(spec, role)` gives a SuspectResult,
-    audited once per session and shared with the suite's other tests."""
-    from attribcheck.audit.run import audit_entry
+def check(request, session) -> None:
+    """Record or compare one manifest's baseline over its AuditSession's results (audited once
+    per session and shared with the suite's other tests)."""
     from attribcheck.baseline import store
     from attribcheck.baseline.compare import Tolerance, compare, table
     from attribcheck.baseline.selfcheck import advice
@@ -68,8 +67,8 @@ def check(request, manifest, auditor, audited) -> None:
     if config.getoption("attrib_baseline_update") and config.getoption("attrib_early_stop", False):
         pytest.fail("a baseline records every key's distance over every query seed: record it without "
                     "--attrib-early-stop (a run with it compares verdicts only)", pytrace=False)
-    results = [audited(manifest.source_spec, "source")] + [audited(s, "suspect") for s in manifest.suspects]
-    current = snapshot(audit_entry(manifest, auditor, results))
+    manifest, auditor = session.manifest, session.auditor
+    current = snapshot(session.entry([session.result(spec, role) for spec, role in session.specs()]))
     path = store.path_for(manifest)
     shown = _shown(path, config)
     command = update_command(config)

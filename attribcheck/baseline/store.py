@@ -18,11 +18,9 @@ def path_for(manifest) -> Path:
 
 
 def write(path: Path, baseline: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(baseline, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    from attribcheck.outputs import write_atomic
+
+    return write_atomic(path, json.dumps(baseline, indent=2, sort_keys=True, allow_nan=False) + "\n", "baseline")
 
 
 def load(path: Path) -> dict:

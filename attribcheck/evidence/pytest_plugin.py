@@ -36,11 +36,14 @@ def keep_images(config) -> bool:
     return wanted and not config.getoption("attrib_report_redact")
 
 
-def register(config) -> None:
+def register(config, entries, session_of, runtime=None) -> None:
+    """`entries()`: the report's audits so far; `session_of(manifest path)`: that manifest's
+    AuditSession (or None); `runtime`: the Runtime the models ran under. Handed in by
+    attribcheck.plugin, which this module never imports."""
     if config.getoption("attrib_report"):
-        config.pluginmanager.register(EvidencePage(config), "attribcheck-evidence")
+        config.pluginmanager.register(EvidencePage(config, entries, runtime), "attribcheck-evidence")
     if _html_active(config):
-        config.pluginmanager.register(HtmlExtras(config), "attribcheck-html-extras")
+        config.pluginmanager.register(HtmlExtras(config, session_of), "attribcheck-html-extras")
 
 
 def record(node, manifest, result) -> None:
@@ -60,8 +63,10 @@ def record(node, manifest, result) -> None:
 
 
 class EvidencePage:
-    def __init__(self, config):
+    def __init__(self, config, entries, runtime=None):
         self.config = config
+        self.entries = entries
+        self.runtime = runtime
         self.answers: dict[tuple[str, str], dict[str, str]] = {}
 
     @pytest.hookimpl(tryfirst=True)
@@ -83,10 +88,9 @@ class EvidencePage:
         if hasattr(config, "workerinput"):
             return
         from attribcheck.evidence.write import write_page
-        from attribcheck.plugin import RUNTIME, _entries
 
-        path = write_page(config.invocation_params.dir / config.getoption("attrib_report"), _entries(config),
-                          self.answers, config.getoption("attrib_report_redact"), runtime=config.stash.get(RUNTIME, None))
+        path = write_page(config.invocation_params.dir / config.getoption("attrib_report"), self.entries(),
+                          self.answers, config.getoption("attrib_report_redact"), runtime=self.runtime)
         self.written = path
 
     def pytest_terminal_summary(self, terminalreporter):
@@ -97,8 +101,9 @@ class EvidencePage:
 class HtmlExtras:
     """Each audit test's row (verdict, reason, figures, keys) as a pytest-html extra."""
 
-    def __init__(self, config):
+    def __init__(self, config, session_of):
         self.config = config
+        self.session_of = session_of
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -120,7 +125,6 @@ class HtmlExtras:
         from attribcheck.evidence.keyview import KeyView
         from attribcheck.evidence.page import CSS, suspect_html
         from attribcheck.evidence.write import encode_answers
-        from attribcheck.plugin import AUDITORS, RESULTS
 
         entry = rows[-1]
         if not entry.get("suspects"):
@@ -131,16 +135,17 @@ class HtmlExtras:
                     f'{escape(err.get("message", ""))}</div>')
         redact = self.config.getoption("attrib_report_redact")
         manifest = Path(entry["manifest"])
-        auditor = self.config.stash[AUDITORS].get(manifest)
+        session = self.session_of(manifest)
+        auditor = session.load() if session is not None else None
         views = self.config.stash.setdefault(VIEWS, {})
         if entry["name"] not in views:
-            views[entry["name"]] = (KeyView.of(auditor.keyset, redact) if auditor is not None and
-                                    not isinstance(auditor, Exception) else KeyView.missing(redact))
+            views[entry["name"]] = KeyView.of(auditor.keyset, redact) if auditor is not None else KeyView.missing(redact)
         view = views[entry["name"]]
-        results = self.config.stash[RESULTS]
         row = entry["suspects"][0]
-        key = (manifest, None if row["role"] == "source" else row["name"])
+        results = {(r.role, r.spec.name if r.role == "suspect" else None): r
+                   for r in (session.results() if session is not None else [])}
+        key = ("source", None) if row["role"] == "source" else ("suspect", row["name"])
         answers = encode_answers(results[key].images) if key in results and not redact else {}
-        src = results.get((manifest, None))
+        src = results.get(("source", None))
         source_answers = encode_answers(src.images) if src is not None and not redact else None
         return f'<div class="ac"><style>{CSS}</style>{suspect_html(entry, row, view, answers, source_answers)}</div>'

@@ -40,14 +40,13 @@ def write_page(folder: str | Path, entries: list[dict], answers: dict[tuple[str,
 
     from attribcheck import __version__
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    from attribcheck.outputs import check_folder
+
+    folder = check_folder(folder, "evidence report", INDEX)
     rt = "" if runtime is None else f"device {runtime.device}"
     ev = Evidence(entries, keyviews(entries, redact, keysets), answers,
                   created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                   tool=f"attribcheck {__version__}", runtime=rt, redacted=redact)
-    path = folder / INDEX
-    tmp = path.with_name(INDEX + ".tmp")
-    tmp.write_text(render(ev), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from attribcheck.outputs import write_atomic
+
+    return write_atomic(folder / INDEX, render(ev), "evidence report")

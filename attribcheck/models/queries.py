@@ -25,9 +25,7 @@ def queries(keyset: KeySet) -> list[dict]:
 
 
 def write_queries(keyset: KeySet, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(q, ensure_ascii=False, allow_nan=False) + "\n" for q in queries(keyset)))
-    tmp.replace(out)
-    return out
+    from attribcheck.outputs import write_atomic
+
+    text = "".join(json.dumps(q, ensure_ascii=False, allow_nan=False) + "\n" for q in queries(keyset))
+    return write_atomic(out, text, "--out")

@@ -17,8 +17,6 @@ accusation), so loading it (`discriminator_file.py` holds the checks):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from attribcheck.errors import IntegrityError
+from attribcheck.outputs import write_atomic
 from attribcheck.statistical import estimators
 from attribcheck.statistical.features import DEFAULT_BINS, profile_features
 
@@ -114,7 +113,7 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         text = json.dumps({"format_version": FORMAT_VERSION, "bins": [float(b) for b in self.bins],
                            "classifier": estimators.describe(clf, path), "X": self.X_fit_.tolist(),
                            "y": [int(v) for v in self.y_fit_], "metadata": metadata}, allow_nan=False)
-        _write_atomically(path, text)
+        write_atomic(path, text, "discriminator")
 
     @classmethod
     def load(cls, path: str | Path, **expected) -> "ShadowDiscriminator":
@@ -141,17 +140,3 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
                                  f"altered", path, "metadata.cv_accuracy")
         est.metadata_ = {**meta, "cv_accuracy": cv}
         return est
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader sees the old file or
-    the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -21,7 +21,8 @@ import numpy as np
 from attribcheck.errors import InputError, IntegrityError
 from attribcheck.fingerprint import fingerprint
 from attribcheck.keys.keyset import KeySet
-from attribcheck.statistical.discriminator import ShadowDiscriminator, _write_atomically
+from attribcheck.outputs import write_atomic
+from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.verdict import StatisticalVerdict, decide_statistical
 
 FILENAME = "discriminator.json"
@@ -65,7 +66,7 @@ def model_profile(keyset: KeySet, folder: str | Path, store: str | Path | None =
                              folder)
     entry = {"format_version": CACHE_FORMAT, "model": folder.name, "model_fingerprint": model_fp,
              "keyset_hash": keyset_hash, "protocol": keyset.protocol.to_dict(), "distances": d.tolist()}
-    _write_atomically(path, json.dumps(entry, allow_nan=False))
+    write_atomic(path, json.dumps(entry, allow_nan=False), "profile cache")
     return d
 
 
