@@ -3,7 +3,8 @@
 Exit codes of `attribcheck audit`: 0 every verdict agrees with its expectation; 1 a verdict
 contradicts it (or the source fails its self-check); 2 a verdict is inconclusive under
 --strict; 3 an input could not be used (manifest, key set, discriminator, a suspect's files
-or outputs): the message names the file and the field.
+or outputs): the message names the file and the field; 4 an internal error (a bug: please
+report it). A contradiction at the statistical level is a contradiction too.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from attribcheck.errors import AttribcheckError, InputError
 
-EXIT_OK, EXIT_CONTRADICTION, EXIT_INCONCLUSIVE, EXIT_INPUT = 0, 1, 2, 3
+from attribcheck.session import EXIT_CONTRADICTION, EXIT_INCONCLUSIVE, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK  # noqa: F401
 
 
 def _say(args, text: str) -> None:
@@ -157,34 +158,47 @@ def _keys_select(args) -> int:
 
 
 def _audit(args) -> int:
-    from attribcheck.audit.run import audit_entry, audit_suspect, auditor_for, statistical_for
     from attribcheck.manifest import Manifest
+    from attribcheck.outputs import check_file, check_folder
+    from attribcheck.report import new_report
+    from attribcheck.session import AuditSession, SessionOptions, exit_code
 
     if args.redact and not args.report:  # redaction applies to the evidence page only
         raise InputError("--redact applies to the evidence page: give --report DIR too", "--redact")
-    from attribcheck.report import new_report
-
     manifest = Manifest.load(args.manifest)
     if args.alpha is not None:
         if not 0 < args.alpha < 1:
             raise InputError(f"{args.alpha} outside (0, 1)", "--alpha")
         manifest.alpha = args.alpha
+    # outputs checked before the first query: a bad path fails now, not after the audit
+    if args.json:
+        check_file(args.json, "--json")
+    if args.report:
+        from attribcheck.evidence.write import INDEX
+
+        check_folder(args.report, "--report", INDEX)
     runtime = _runtime(args)
-    auditor = auditor_for(manifest)
-    statistical = statistical_for(manifest, auditor.keyset)
-    _say(args, f"{manifest.name}: {auditor.power().summary()}")
-    results = []
+    session = AuditSession(manifest, SessionOptions(runtime, _cache(args), keep_images=bool(args.report) and not
+                                                    args.redact, early_stop=args.early_stop))
+    if session.load() is not None:
+        _say(args, f"{manifest.name}: {session.auditor.power().summary()}")
     with _progress(args) as progress:
-        task = progress.add_task("auditing", total=len(manifest.suspects) + 1)
-        for spec, role in [(manifest.source_spec, "source")] + [(s, "suspect") for s in manifest.suspects]:
-            progress.update(task, description=f"auditing {spec.name}")
-            results.append(audit_suspect(auditor, spec, runtime, statistical, role,
-                                         keep_images=bool(args.report) and not args.redact, cache=_cache(args),
-                                         early_stop=args.early_stop))
-            progress.advance(task)
+        task = progress.add_task("auditing", total=len(session.specs()))
+
+        def started(spec, role):
+            progress.update(task, description=f"auditing {spec.name}", completed=len(session.results()))
+
+        results = session.run(started)
+        progress.update(task, completed=len(session.specs()))
+    if session.load_error is not None or session.statistical_error is not None:
+        from attribcheck.audit.run import error_info
+
+        e = error_info(session.load_error or session.statistical_error)
+        print(f"attribcheck: {e['kind']} error: {e['message']}", file=sys.stderr)
     for r in results:
         _say(args, _line(r))
-    report = new_report([audit_entry(manifest, auditor, results)], runtime)
+    entry = session.entry(results)
+    report = new_report([entry], runtime)
     if args.json:
         report.write(args.json)
     if args.report:
@@ -192,16 +206,10 @@ def _audit(args) -> int:
 
         entries = report.model_dump(mode="json")["audits"]
         answers = {(manifest.name, r.spec.name): encode_answers(r.images) for r in results}
-        page = write_page(args.report, entries, answers, args.redact, {manifest.name: auditor.keyset}, runtime)
+        keysets = {manifest.name: session.auditor.keyset} if session.load() is not None else None
+        page = write_page(args.report, entries, answers, args.redact, keysets, runtime)
         _say(args, f"evidence report: {page}")
-    outcomes = {r.outcome for r in results}
-    if "error" in outcomes:
-        return EXIT_INPUT
-    if "contradiction" in outcomes:
-        return EXIT_CONTRADICTION
-    if args.strict and "inconclusive" in outcomes:
-        return EXIT_INCONCLUSIVE
-    return EXIT_OK
+    return exit_code([entry], args.strict)
 
 
 def _keys_queries(args) -> int:
@@ -316,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     wb.add_argument("--no-cache", action="store_true", help="key selection generates every image afresh")
     wb.set_defaults(func=_world_build)
+    rs = sub.add_parser("realsize", help="randomly initialised SD-1.5-shaped pipelines, for time and memory (lab)"
+                        ).add_subparsers(dest="action", required=True)
+    rb = rs.add_parser("build", help="build (or find built) pipelines in <cache>/realsize", parents=[common])
+    rb.add_argument("--preset", default="sd15", help="sd15 (SD-1.5's shapes) or tiny")
+    rb.add_argument("--seed", type=int, action="append", help="one pipeline per seed (repeatable; default 0)")
+    rb.add_argument("--cache-dir", help="default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck")
+    rb.set_defaults(func=lambda a: __import__("attribcheck.lab.realsize.build", fromlist=["main"]).main(a))
 
     shadows = sub.add_parser("shadows", help="shadow models for the discriminator").add_subparsers(
         dest="action", required=True)
@@ -434,13 +449,26 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"attribcheck: {e.kind} error: {e}", file=sys.stderr)
         return EXIT_INPUT
-    except (OSError, ValueError) as e:  # pydantic's ValidationError is a ValueError
+    except OSError as e:  # the user's files and folders: missing, unreadable, full disk
         if args.debug:
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"attribcheck: error: {type(e).__name__}: {first} (--debug for the traceback)", file=sys.stderr)
+        print(f"attribcheck: input error: {type(e).__name__}: {first} (--debug for the traceback)", file=sys.stderr)
         return EXIT_INPUT
+    except Exception as e:  # noqa: BLE001 - a bug of ours must not read as the user's bad input
+        from pydantic import ValidationError
 
+        if args.debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if isinstance(e, ValidationError):  # an option out of range (Runtime, ...)
+            from attribcheck.errors import from_validation
+
+            print(f"attribcheck: input error: {from_validation(e, 'options')}", file=sys.stderr)
+            return EXIT_INPUT
+        print(f"attribcheck: internal error: {type(e).__name__}: {first}; please report it as a bug with the "
+              f"output of --debug", file=sys.stderr)
+        return EXIT_INTERNAL
 
 if __name__ == "__main__":
     sys.exit(main())
