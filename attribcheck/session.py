@@ -123,10 +123,11 @@ class AuditSession:
             if on_start is not None:
                 on_start(spec, role)
             result = self.result(spec, role)
-            try:
-                self.with_statistical(result)
-            except AttribcheckError:
-                pass  # statistical_error: the entry's error
+            if role == SUSPECT:  # the self-check is the instance level's; the plugin asks no more
+                try:
+                    self.with_statistical(result)
+                except AttribcheckError:
+                    pass  # statistical_error: the entry's error
             out.append(result)
         return out
 
