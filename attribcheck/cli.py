@@ -178,17 +178,17 @@ def _audit(args) -> int:
 
         check_folder(args.report, "--report", INDEX)
     runtime = _runtime(args)
-    session = AuditSession(manifest, SessionOptions(runtime, _cache(args), keep_images=bool(args.report) and not
-                                                    args.redact, early_stop=args.early_stop))
-    if session.load() is not None:
-        _say(args, f"{manifest.name}: {session.auditor.power().summary()}")
     with _progress(args) as progress:
-        task = progress.add_task("auditing", total=len(session.specs()))
+        task = progress.add_task("auditing", total=len(manifest.suspects) + 1)
 
-        def started(spec, role):
-            progress.update(task, description=f"auditing {spec.name}", completed=len(session.results()))
+        def started(name, spec, role, done, total):
+            progress.update(task, description=f"auditing {spec.name}", completed=done)
 
-        results = session.run(started)
+        session = AuditSession(manifest, SessionOptions(runtime, _cache(args), keep_images=bool(args.report) and not
+                                                        args.redact, early_stop=args.early_stop, on_start=started))
+        if session.load() is not None:
+            _say(args, f"{manifest.name}: {session.auditor.power().summary()}")
+        results = session.run()
         progress.update(task, completed=len(session.specs()))
     if session.load_error is not None or session.statistical_error is not None:
         from attribcheck.audit.run import error_info
@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="print tracebacks for errors")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no verdict lines")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log what the audit does on stderr (model loads, cache hits and misses, early stops); "
+                             "-vv for debug detail")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     world = sub.add_parser("world", help="the tiny world of models (lab)").add_subparsers(dest="action", required=True)
@@ -440,8 +443,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _logging(verbose: int) -> None:
+    """attribcheck's own loggers to stderr at the level asked for; other libraries untouched."""
+    import logging
+
+    log = logging.getLogger("attribcheck")
+    if verbose and not any(getattr(h, "_attribcheck", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._attribcheck = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _logging(getattr(args, "verbose", 0))
     try:
         return args.func(args)
     except AttribcheckError as e:

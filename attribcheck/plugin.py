@@ -291,8 +291,21 @@ def _session(config, manifest):
 
         sessions[manifest.path] = AuditSession(manifest, SessionOptions(
             config.stash[RUNTIME], _generation_cache(config), keep_images=keep_images(config),
-            early_stop=config.getoption("attrib_early_stop")))
+            early_stop=config.getoption("attrib_early_stop"), on_start=_progress_line(config)))
     return sessions[manifest.path]
+
+
+def _progress_line(config):
+    """A line on the terminal as each audit starts (a cold suite spends minutes per model behind
+    one dot); none under -q or on an xdist worker, whose terminal nobody sees."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+        return None
+
+    def line(name, spec, role, done, total):
+        reporter.write_line(f"attribcheck {name}: auditing {role} {spec.name} ({done + 1}/{total})")
+
+    return line
 
 
 def _record_row(node, session, result) -> None:

@@ -31,6 +31,9 @@ class SessionOptions:
     cache: object | None = None  # a GenerationCache, or None: every answer generated afresh
     keep_images: bool = False  # each key's best answer, for an evidence page
     early_stop: bool = False
+    # called as (manifest name, spec, role, done, total) before each audit starts: progress for
+    # whoever shows it (the CLI's bar, the plugin's terminal line)
+    on_start: Callable[..., None] | None = None
 
 
 class AuditSession:
@@ -97,6 +100,8 @@ class AuditSession:
         if key not in self._results:
             logger.info("%s: auditing %s %s", self.manifest.name, role, spec.name)
             o = self.options
+            if o.on_start is not None:
+                o.on_start(self.manifest.name, spec, role, len(self._results), len(self.specs()))
             self._results[key] = audit_suspect(self.auditor, spec, o.runtime, role=role, keep_images=o.keep_images,
                                                cache=o.cache, early_stop=o.early_stop)
         return self._results[key]
@@ -114,14 +119,12 @@ class AuditSession:
                 result.error = e
         return result
 
-    def run(self, on_start: Callable[[SuspectSpec, str], None] | None = None) -> list[SuspectResult]:
+    def run(self) -> list[SuspectResult]:
         """Audit everything (source first); an unreadable key set gives no results and `load_error`."""
         if self.load() is None:
             return []
         out = []
         for spec, role in self.specs():
-            if on_start is not None:
-                on_start(spec, role)
             result = self.result(spec, role)
             if role == SUSPECT:  # the self-check is the instance level's; the plugin asks no more
                 try:
