@@ -6,11 +6,19 @@ protocol (scheduler, steps, guidance, size, dtype), the caption, the seed, the v
 the libraries that compute it and the device type. A changed weight file, scheduler or step
 count is another key, so the cache can only ever be a speed-up, never a different answer.
 
-Entries are float32 arrays stored losslessly (`.npy` bytes after a sha256 of them): a cached
-audit measures exactly the distances an uncached one does (an 8-bit PNG would not). A
-write goes to a temporary file in the same folder and is renamed into place, so readers
-(other xdist workers, other runs) see a whole entry or none; an entry whose digest or
-header does not check out (a crash, a full disk, a flipped bit) is a miss.
+Entries are float32 arrays stored losslessly (`.npy` bytes), behind a header naming the
+entry's own address and model identity, and a sha256 of header and array: a cached audit
+measures exactly the distances an uncached one does (an 8-bit PNG would not). An entry is
+bound to its address: one copied or linked under another address (another model's, another
+caption's) is a miss, as is a digest or header that does not check out (a crash, a full disk,
+a flipped bit). A write goes to a temporary file in the same folder and is renamed into
+place, so readers (other xdist workers, other runs) see a whole entry or none. Reads open
+regular files only (no links, FIFOs or devices), up to MAX_ENTRY_BYTES. The folders are
+created private (0o700).
+
+Anyone who can write the folder can still write a self-consistent entry for any address,
+so the cache is trusted only to speed up: an "attributed" verdict that rests on cached
+answers is confirmed by regenerating them without it (CachedGenerator.confirm).
 
 The cache lives outside git: `$ATTRIBCHECK_CACHE` (default `~/.cache/attribcheck`), the folder
 the lab's shadow models use too, under `generations/`.
@@ -21,6 +29,8 @@ import hashlib
 import io
 import json
 import os
+import stat
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +39,13 @@ import numpy as np
 
 ENV = "ATTRIBCHECK_CACHE"
 SUBDIR = "generations"
-FORMAT = 1  # part of every key: a change of the entry format starts afresh
+FORMAT = 2  # part of every key and header: a change of the entry format starts afresh
 _DIGEST = 32  # bytes of sha256 in front of each entry
+_HEADER = struct.Struct(">I")  # the header's length, in front of the header
+# the largest entry read back: a 2048x2048 RGB float32 answer (48 MiB) fits, a planted
+# multi-GB file is a miss without being read
+MAX_ENTRY_BYTES = 64 * 2**20
+_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def default_root() -> Path:
@@ -66,33 +81,78 @@ class GenerationCache:
         return self.folder / key[:2] / f"{key}.npy"
 
     def lock_path(self, name: str) -> Path:
-        """A lock file for one model's computation (see CachedGenerator)."""
+        """A lock file for one model's computation (see CachedGenerator); its folder exists."""
+        self._private(self.folder / "locks")
         return self.folder / "locks" / f"{name}.lock"
 
-    def get(self, key: str) -> np.ndarray | None:
-        """The stored image, or None: missing, partial and corrupt entries alike are misses."""
+    def _private(self, folder: Path) -> None:
+        """Create `folder` (and the cache root above it) with mode 0o700: other users can
+        neither read the answers nor plant entries. Existing folders are left as they are."""
+        missing = []
+        for p in [folder, *folder.parents]:
+            if p.is_dir():
+                break
+            missing.append(p)
+        for p in reversed(missing):
+            try:
+                p.mkdir(mode=0o700 if p == self.root or self.root in p.parents else 0o777)
+            except FileExistsError:
+                pass
+
+    def _read(self, path: Path) -> bytes | None:
+        """The bytes of a regular file of at most MAX_ENTRY_BYTES, else None (never blocks)."""
         try:
-            blob = self.path(key).read_bytes()
+            fd = os.open(path, _READ)
+        except OSError:  # missing, a symlink (O_NOFOLLOW), unreadable
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+                return None
+            chunks, n = [], 0
+            while n <= MAX_ENTRY_BYTES:
+                chunk = os.read(fd, min(1 << 20, MAX_ENTRY_BYTES + 1 - n))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                n += len(chunk)
+            return b"".join(chunks) if n <= MAX_ENTRY_BYTES else None
         except OSError:
             return None
-        digest, payload = blob[:_DIGEST], blob[_DIGEST:]
-        if len(blob) <= _DIGEST or hashlib.sha256(payload).digest() != digest:
+        finally:
+            os.close(fd)
+
+    def get(self, key: str, identity: str | None = None) -> np.ndarray | None:
+        """The image stored for `key` (and, given, model `identity`), or None: missing,
+        partial, corrupt and misplaced entries alike are misses."""
+        blob = self._read(self.path(key))
+        if blob is None or len(blob) <= _DIGEST + _HEADER.size:
             return None
+        digest, payload = blob[:_DIGEST], blob[_DIGEST:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
+        (n,) = _HEADER.unpack_from(payload)
         try:
-            arr = np.load(io.BytesIO(payload), allow_pickle=False)
-        except (ValueError, OSError, EOFError):
+            header = json.loads(payload[_HEADER.size:_HEADER.size + n])
+            arr = np.load(io.BytesIO(payload[_HEADER.size + n:]), allow_pickle=False)
+        except (ValueError, OSError, EOFError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            return None
+        if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
+            return None  # another address's entry, copied here
+        if identity is not None and header.get("model") != identity:
             return None
         if arr.dtype != np.float32 or arr.ndim != 3:
             return None
         return arr
 
-    def put(self, key: str, image: np.ndarray) -> None:
+    def put(self, key: str, image: np.ndarray, identity: str) -> None:
         """Store atomically: a temporary file beside the entry, then os.replace."""
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(image, dtype=np.float32), allow_pickle=False)
-        payload = buf.getvalue()
+        header = json.dumps({"format": FORMAT, "key": key, "model": identity}, sort_keys=True).encode()
+        payload = _HEADER.pack(len(header)) + header + buf.getvalue()
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._private(target.parent)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 # Files our own tools write into a model folder; they do not change what the model generates.
@@ -15,14 +16,25 @@ _memo: dict[tuple, str] = {}
 
 
 def file_digest(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _memo:  # hashing a multi-GB checkpoint once per process is enough
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
+    """sha256 of a regular file's bytes (symlinks followed). A FIFO, a device or a link to
+    /dev/zero is an IntegrityError: hashing it would block or never end."""
+    from attribcheck.errors import IntegrityError
+    from attribcheck.safe_files import regular_file
+
+    regular_file(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO swapped in now opens, not hangs
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError("not a regular file", path)
+        # the memo is keyed by what a rewrite changes: ctime moves on every write, even
+        # one that restores the old size and mtime
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key not in _memo:  # hashing a multi-GB checkpoint once per process is enough
+            h = hashlib.sha256()
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
-        _memo[key] = h.hexdigest()
+            _memo[key] = h.hexdigest()
     return _memo[key]
 
 
@@ -30,10 +42,8 @@ def fingerprint(path: str | Path) -> str:
     """sha256 over a file's bytes, or over a folder's files (relative path and digest, sorted;
     symlinked components followed, so a shared VAE counts like a copied one)."""
     path = Path(path)
-    if path.is_file():
+    if not path.is_dir():  # a file; missing, a FIFO or a device: file_digest's one-line error
         return file_digest(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such file or folder to fingerprint")
     from attribcheck.errors import IntegrityError
 
     h, seen, count = hashlib.sha256(), set(), 0

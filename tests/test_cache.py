@@ -85,7 +85,7 @@ def test_a_corrupt_or_partial_entry_is_a_miss_never_a_wrong_image(tmp_path, dama
     cache = GenerationCache(tmp_path)
     key = entry_key("m", {}, "p", 0)
     good = np.full((4, 4, 3), 0.25, np.float32)
-    cache.put(key, good)
+    cache.put(key, good, "m")
     path = cache.path(key)
     blob = path.read_bytes()
     if damage == "truncate":
@@ -96,15 +96,19 @@ def test_a_corrupt_or_partial_entry_is_a_miss_never_a_wrong_image(tmp_path, dama
         path.write_bytes(os.urandom(len(blob)))
     elif damage == "empty":
         path.write_bytes(b"")
-    else:  # a well-formed digest over a pickled object array: refused, never unpickled
+    else:  # a well-formed digest and header over a pickled object array: refused, never unpickled
         import hashlib
         import io
+        import json
+        import struct
 
         buf = io.BytesIO()
         np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-        path.write_bytes(hashlib.sha256(buf.getvalue()).digest() + buf.getvalue())
+        header = json.dumps({"format": 2, "key": key, "model": "m"}).encode()
+        payload = struct.pack(">I", len(header)) + header + buf.getvalue()
+        path.write_bytes(hashlib.sha256(payload).digest() + payload)
     assert cache.get(key) is None
-    cache.put(key, good)  # a miss is recomputed and overwrites the damaged entry
+    cache.put(key, good, "m")  # a miss is recomputed and overwrites the damaged entry
     assert np.array_equal(cache.get(key), good)
 
 

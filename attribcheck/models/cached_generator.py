@@ -5,6 +5,12 @@ first query the cache cannot answer: a warm re-run never loads a model. The comp
 one model's misses holds a file lock (filelock) on that model's identity, so when several
 xdist workers ask for the same suspect, one computes and the others wait and then read the
 cache: each suspect is computed once whichever worker asks.
+
+The cache can only speed an audit up. Entries are bound to their address and model (see
+attribcheck.cache), and the answers an accusation rests on are confirmed without it:
+`confirm` regenerates the cached ones with the model itself and requires them equal (the
+models are deterministic per seed). A differing answer is an IntegrityError naming the
+entry, and that entry is replaced by the regenerated answer.
 """
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from attribcheck.models.generator import Generator
 from attribcheck.models.protocol import QueryProtocol, Runtime
 
 LIBRARIES = ("torch", "diffusers", "transformers")
+# the largest difference between a cached answer and the same answer regenerated (images in
+# [0, 1]): float32 rounding when a batch is composed differently, far below any distance
+CONFIRM_ATOL = 1e-4
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,6 +69,7 @@ class CachedGenerator:
         self._protocol = {**(protocol or QueryProtocol()).to_dict(), **compute_context(runtime)}
         self.hits = 0
         self.misses = 0
+        self._served: dict[str, str] = {}  # entry key -> sha256 of the answer the cache gave
 
     @property
     def model(self) -> Generator:
@@ -80,9 +90,11 @@ class CachedGenerator:
         missing = []
         for i, k in enumerate(keys):
             if out[i] is None:
-                out[i] = self.cache.get(k)
+                out[i] = self.cache.get(k, self.identity)
                 if out[i] is None:
                     missing.append(i)
+                else:
+                    self._served[k] = _digest(out[i])
         return missing
 
     def _lock(self):
@@ -126,13 +138,51 @@ class CachedGenerator:
                         return list(images)
                     fresh = {k: np.asarray(img, dtype=np.float32) for k, img in zip(first, images)}
                     for k, img in fresh.items():
-                        self.cache.put(k, img)
+                        self.cache.put(k, img, self.identity)
+                        self._served.pop(k, None)  # computed here: no longer rests on the cache
                     for i in missing:
                         out[i] = fresh[keys[i]]
                     generated = len(todo)
         self.misses += generated  # images the model computed; every other answer is a hit
         self.hits += len(keys) - generated
         return out  # type: ignore[return-value]
+
+
+    def confirm(self, prompts: Sequence[str], seeds: Sequence[int]) -> bool:
+        """Regenerate, without the cache, those of these answers that came from it, and require
+        each equal (within CONFIRM_ATOL) to what the cache gave. True when all are (or none
+        came from the cache); a differing answer is an IntegrityError naming its entry (the
+        entry is rewritten with the regenerated answer first, so a re-run is honest)."""
+        keys = [entry_key(self.identity, self._protocol, p, int(s)) for p, s in zip(prompts, seeds)]
+        todo = {k: (p, int(s)) for k, p, s in zip(keys, prompts, seeds) if k in self._served}
+        if not todo:
+            return True
+        answers = self.model.generate([p for p, _ in todo.values()], [s for _, s in todo.values()])
+        from attribcheck.errors import IntegrityError
+
+        if len(answers) != len(todo):
+            raise IntegrityError(f"answered {len(answers)} of {len(todo)} confirmation queries", self.name)
+        bad = None
+        for k, fresh in zip(todo, answers):
+            fresh = np.asarray(fresh, dtype=np.float32)
+            cached = self.cache.get(k, self.identity)
+            same = _digest(fresh) == self._served[k] or (  # bit for bit, or within float32 rounding
+                cached is not None and _digest(cached) == self._served[k] and cached.shape == fresh.shape
+                and bool(np.all(np.abs(cached - fresh) <= CONFIRM_ATOL)))
+            if not same:
+                self.cache.put(k, fresh, self.identity)
+                bad = bad or k
+        if bad is not None:
+            p, s = todo[bad]
+            raise IntegrityError(f"cached answer to ({p!r}, seed {s}) differs from the model's own: the cache entry "
+                                 f"was altered, or the model is not deterministic; no verdict rests on it",
+                                 self.cache.path(bad))
+        return True
+
+
+def _digest(image: np.ndarray) -> str:
+    a = np.ascontiguousarray(image, dtype=np.float32)
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
 def identity_of(parts: dict) -> str:
