@@ -132,7 +132,7 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             answers = innocent_answers(auditor, auditor.innocent_models, runtime, cache)
             auditor = through(auditor, Postprocess.parse(spec.postprocess), answers)
         # cache: a GenerationCache; answers come from it where they can, a model loads only on a miss
-        generator = open_generator(spec, auditor.keyset.protocol, runtime, cache)
+        generator = opened = open_generator(spec, auditor.keyset.protocol, runtime, cache)
         from attribcheck.audit.conformance import Watching
 
         h, w = auditor.keyset.images[0].shape[:2]
@@ -158,9 +158,34 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
         if statistical is not None and not early_stop:  # it needs every key's full distance
             result.statistical = statistical_verdict(result, statistical)
         _read_with_care(result)
+        _confirm_uncached(result, auditor, opened)
     except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
         result.error = e
     return result
+
+
+def _confirm_uncached(result: SuspectResult, auditor: Auditor, generator) -> None:
+    """An accusation never rests on cached answers alone: when a verdict is "attributed", the
+    answers it rests on (the best seed of each matched key; of every key for the statistical
+    level) are regenerated without the cache wherever the cache gave them, and must equal
+    them. If not, the cache was poisoned: the suspect gets the IntegrityError as its error
+    row (no verdict), and the poisoned entries are already rewritten for a re-run."""
+    from attribcheck.models.cached_generator import CachedGenerator
+
+    v, sv = result.verdict, result.statistical
+    if not isinstance(generator, CachedGenerator) or v is None:
+        return
+    everything = sv is not None and sv.verdict == "attributed"
+    if v.verdict != "attributed" and not everything:
+        return
+    seeds = v.best_seeds or [None] * len(v.distances)
+    pairs = [(k.caption, int(s)) for k, d, s in zip(auditor.keyset.keys, v.distances, seeds)
+             if s is not None and (everything or d < v.delta_0)]
+    try:
+        generator.confirm([p for p, _ in pairs], [s for _, s in pairs])
+    except Exception:
+        result.verdict = result.statistical = None  # an error row, never a verdict from poisoned answers
+        raise
 
 
 def _departure_of(result: SuspectResult) -> str | None:
