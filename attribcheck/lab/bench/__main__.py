@@ -42,7 +42,23 @@ def main(argv=None) -> int:
     speed.add_argument("--threads", type=int, default=1, help="torch threads in every process (default 1)")
     speed.add_argument("--workers", type=int, default=2, help="xdist workers for the parallel run (1: skip it)")
     speed.add_argument("--json", help="write the figures here")
+    rs = sub.add_parser("realsize", help="the audit at SD-1.5 shapes (random weights) against a hand-written loop")
+    rs.add_argument("--preset", default="sd15", help="sd15, or tiny (seconds; what the tests run)")
+    rs.add_argument("--cache-dir", help="where the pipelines are built (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    for name, default in (("keys", 2), ("seeds", 1), ("steps", 2), ("size", 512), ("threads", 1)):
+        rs.add_argument(f"--{name}", type=int, default=default)
+    rs.add_argument("--batch", type=int, help="images per pipeline call (default: all of a model's queries)")
+    rs.add_argument("--dtype", default="float32")
+    rs.add_argument("--device", default="cpu")
+    rs.add_argument("--full", action="store_true", help="the GPU protocol: 30 keys x 4 seeds x 50 steps, fp16, cuda")
+    rs.add_argument("--skip", action="append", help="a variant not to run (repeatable)")
+    rs.add_argument("--no-pixels", action="store_true", help="skip the 512²/1024² metric and evidence timings")
+    rs.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
+    if args.bench == "realsize":
+        from attribcheck.lab.bench.realsize import run as run_realsize
+
+        return run_realsize(args)
     if args.bench == "speed":
         from attribcheck.lab.bench.speed import run as run_speed
 
