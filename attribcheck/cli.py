@@ -48,6 +48,17 @@ def _cache_cmd(args) -> int:
     return EXIT_OK
 
 
+def _pin(args) -> int:
+    """Write the manifest's [pins]: every artifact's content hash (attribcheck/pins.py)."""
+    from attribcheck.pins import pin, short
+
+    hashes, changed = pin(args.manifest)
+    for name, old in changed.items():
+        _say(args, f"  pins.{name}: {short(old) if old else '(new)'} -> {short(hashes[name])}")
+    _say(args, f"pinned {len(hashes)} artifacts in {args.manifest} ({len(changed)} changed)")
+    return EXIT_OK
+
+
 def _progress(args):
     """A progress bar on stderr for a long step; nothing under -q."""
     if getattr(args, "quiet", False):
@@ -440,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop querying a suspect once its verdict can no longer change: the same verdict from "
                          "fewer queries; the report lists the seeds asked per key; no statistical level")
     au.set_defaults(func=_audit)
+
+    pn = sub.add_parser("pin", help="write the content hash of every artifact a manifest's verdicts rest on into "
+                        "its [pins] table (review them first); a pinned manifest refuses any that differs",
+                        formatter_class=fmt, parents=[common])
+    pn.add_argument("--manifest", required=True)
+    pn.set_defaults(func=_pin)
 
     cache = sub.add_parser("cache", help="the generation cache").add_subparsers(dest="action", required=True)
     for action, text in (("info", "where the generation cache is, how many generations it holds"),

@@ -38,9 +38,10 @@ def file_digest(path: Path) -> str:
     return _memo[key]
 
 
-def fingerprint(path: str | Path) -> str:
+def fingerprint(path: str | Path, ignore: tuple[str, ...] = ()) -> str:
     """sha256 over a file's bytes, or over a folder's files (relative path and digest, sorted;
-    symlinked components followed, so a shared VAE counts like a copied one)."""
+    symlinked components followed, so a shared VAE counts like a copied one). `ignore`: paths
+    relative to the folder left out (an artifact fingerprinted on its own)."""
     path = Path(path)
     if not path.is_dir():  # a file; missing, a FIFO or a device: file_digest's one-line error
         return file_digest(path)
@@ -61,5 +62,7 @@ def fingerprint(path: str | Path) -> str:
             if count > MAX_FILES:
                 raise IntegrityError(f"more than {MAX_FILES} files (a link to a whole file system?)", path)
             p = Path(root) / name
+            if p.relative_to(path).as_posix() in ignore:
+                continue
             h.update(f"{p.relative_to(path).as_posix()}\0{file_digest(p)}\n".encode())
     return h.hexdigest()

@@ -31,6 +31,10 @@
     path = "../fixtures/world/emoji/ref-calibration"
     # kind, config, repo, ...: as for a suspect
 
+    [pins]                                         # optional, written by `attribcheck pin`: a pinned manifest
+    source = "sha256:..."                          # refuses any artifact whose content hash differs
+    # keys, discriminator = "sha256:..."; [pins.innocents] and [pins.suspects]: name = "sha256:..."
+
 A manifest is untrusted input: it is validated whole at load, before any model is touched.
 Unknown keys (`alhpa`, `[[suspect]]`), values out of range and paths that do not exist are
 an `InputError` naming the file and the field.
@@ -39,13 +43,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
 from attribcheck.audit.verdict import DEFAULT_R_MIN
 from attribcheck.errors import InputError, from_validation
+from attribcheck.pins import PIN
 
 try:
     import tomllib
@@ -153,12 +158,29 @@ class InnocentEntry(SuspectEntry):
     expect: Literal["innocent"] = "innocent"
 
 
+class PinsTable(_Strict):
+    """[pins]: each artifact's content hash, written by `attribcheck pin` (attribcheck/pins.py)."""
+
+    source: Optional[str] = Field(None, pattern=PIN)
+    keys: Optional[str] = Field(None, pattern=PIN)
+    discriminator: Optional[str] = Field(None, pattern=PIN)
+    innocents: dict[str, Annotated[str, Field(pattern=PIN)]] = {}
+    suspects: dict[str, Annotated[str, Field(pattern=PIN)]] = {}
+
+    def flat(self) -> dict[str, str]:
+        """{"source": ..., "suspects.<name>": ...}: the names attribcheck.pins uses."""
+        out = {f: getattr(self, f) for f in ("source", "keys", "discriminator") if getattr(self, f) is not None}
+        return {**out, **{f"innocents.{n}": h for n, h in self.innocents.items()},
+                **{f"suspects.{n}": h for n, h in self.suspects.items()}}
+
+
 class ManifestFile(_Strict):
     """The schema of a manifest file."""
 
     audit: AuditTable
     suspects: list[SuspectEntry] = []
     innocents: list[InnocentEntry] = []
+    pins: Optional[PinsTable] = None
 
     @field_validator("suspects", "innocents")
     @classmethod
@@ -214,6 +236,7 @@ class Manifest:
     min_sharpness: float = DEFAULT_MIN_SHARPNESS
     innocents: list[SuspectSpec] = field(default_factory=list)  # [[innocents]]: the null through a postprocess
     r_min: float = DEFAULT_R_MIN  # a clean verdict rules out an infringer inheriting this share of the keys
+    pins: dict[str, str] = field(default_factory=dict)  # [pins], flat: artifact -> "sha256:..." (attribcheck/pins.py)
 
     @property
     def statistical(self) -> bool:
@@ -274,7 +297,7 @@ class Manifest:
         return cls(path, a.name or path.stem, existing(a.source, "audit.source", "source"), keys, suspects,
                    a.alpha, a.delta_0, a.source_kind, discriminator, a.threshold,
                    existing(a.source_config, "audit.source_config", "config"), a.min_sharpness, innocents,
-                   a.r_min)
+                   a.r_min, pins=m.pins.flat() if m.pins is not None else {})
 
 
 def _named(err, data) -> list[dict]:

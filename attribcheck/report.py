@@ -107,6 +107,9 @@ class AuditEntry(_Model):
     p0_models: list[str] = []  # the innocent models p0's bound rests on (calibration references, shadows)
     p0: Optional[float] = None
     min_conf_attributable: Optional[float] = None  # None: no conf can be attributed with these keys
+    # the content hash of every artifact the verdicts rest on (attribcheck/pins.py): "source", "keys",
+    # "discriminator", "innocents.<name>", "suspects.<name>" -> "sha256:..."
+    artifacts: dict[str, str] = {}
     suspects: list[SuspectReport] = []
     error: Optional[ErrorInfo] = None  # the manifest or its key set could not be read
 
