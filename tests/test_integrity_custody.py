@@ -148,6 +148,23 @@ def test_tampering_with_a_shipped_artifact_fails_naming_it(tmp_path, what):
     assert len(re.findall(HEX12, msg)) >= 2, msg  # expected and found
 
 
+pytest_plugins = ["pytester"]
+
+
+def test_a_tampered_shipped_artifact_fails_pytest_suites_naming_it(pytester):
+    """The release gate: `pytest suites/` on the shipped suite over a world whose innocent's
+    weights were changed fails, one line naming the pin, before any model is queried."""
+    manifest = _world_copy(pytester.path)
+    (manifest.parent / "test_instance.py").write_text((ROOT / "suites" / "test_instance.py").read_text())
+    _flip(pytester.path / "fixtures/world/emoji/models/innocent-s0/unet/diffusion_pytorch_model.safetensors")
+    res = pytester.runpytest("-p", "no:cacheprovider", "--attrib-no-cache", "suites")
+    out = res.stdout.str() + res.stderr.str()
+    assert res.ret != 0
+    lines = [line for line in out.splitlines() if "pins.suspects.innocent-s0" in line]
+    assert lines and re.search(f"expected sha256:{HEX12}, found sha256:{HEX12}", lines[0]), out[-3000:]
+    assert "Traceback" not in out
+
+
 def test_a_shared_component_changed_under_every_model_is_caught(tmp_path):
     """The VAE is a link into shared/: a fingerprint follows it, so changing it changes the models."""
     from attribcheck import pins
