@@ -345,13 +345,6 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--seed", type=int, action="append", help="one pipeline per seed (repeatable; default 0)")
     rb.add_argument("--cache-dir", help="default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck")
     rb.set_defaults(func=lambda a: __import__("attribcheck.lab.realsize.build", fromlist=["main"]).main(a))
-    rs = sub.add_parser("realsize", help="randomly initialised SD-1.5-shaped pipelines, for time and memory (lab)"
-                        ).add_subparsers(dest="action", required=True)
-    rb = rs.add_parser("build", help="build (or find built) pipelines in <cache>/realsize", parents=[common])
-    rb.add_argument("--preset", default="sd15", help="sd15 (SD-1.5's shapes) or tiny")
-    rb.add_argument("--seed", type=int, action="append", help="one pipeline per seed (repeatable; default 0)")
-    rb.add_argument("--cache-dir", help="default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck")
-    rb.set_defaults(func=lambda a: __import__("attribcheck.lab.realsize.build", fromlist=["main"]).main(a))
 
     shadows = sub.add_parser("shadows", help="shadow models for the discriminator").add_subparsers(
         dest="action", required=True)
