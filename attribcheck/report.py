@@ -48,7 +48,14 @@ class InstanceResult(_Model):
     p0: float = Field(ge=0, le=1)
     alpha: float
     delta_0: float
-    innocent_level: float
+    innocent_level: Optional[float]  # None: no innocent model was measured on the keys (nothing is clean)
+    # a clean verdict's bound (audit/verdict.py): the suspect inherits less than rate_bound of the
+    # keys the source reproduces (source_rate of them), at 95%; clean needs it below r_min
+    rate_bound: Optional[float] = Field(None, ge=0, le=1)
+    r_min: Optional[float] = Field(None, gt=0, le=1)
+    source_rate: Optional[float] = Field(None, ge=0, le=1)
+    # answers that carry no information about their captions depart (audit/caption_info.py)
+    caption_info: Optional[dict[str, float]] = None
     # early stopping: the verdict is the full audit's, from `queries` of `queries_full` answers;
     # matches, conf and p-value count the keys matched so far
     early_stop: bool = False

@@ -10,7 +10,7 @@ import numpy as np
 from attribcheck.audit import score
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
 from attribcheck.audit.reconstruct import reconstruct
-from attribcheck.audit.verdict import Verdict, decide
+from attribcheck.audit.verdict import DEFAULT_R_MIN, Verdict, decide
 from attribcheck.errors import InputError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.metrics.distance import get_distance
@@ -69,6 +69,8 @@ class Auditor:
     min_sharpness: float = DEFAULT_MIN_SHARPNESS
     # the manifest's [[innocents]] (SuspectSpecs): asked only when a suspect declares a postprocess
     innocent_models: tuple = field(default=(), repr=False)
+    # a clean verdict rules out an infringer inheriting this share of the keys (audit/verdict.py)
+    r_min: float = DEFAULT_R_MIN
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:  # the manifest checks too; this guards library callers
@@ -82,6 +84,11 @@ class Auditor:
         self.null_models = sorted(null_models(self.keyset, self.innocents))  # what p0 rests on
         if self.innocent_level is None:
             self.innocent_level = innocent_level(self.keyset, self.delta_0)
+        if not 0 < self.r_min <= 1:
+            raise InputError(f"{self.r_min} outside (0, 1]", field="r_min")
+        # what an infringer can inherit: the keys the source reproduces (its r_S, measured untouched)
+        self.source_rate = score.source_rate([k.r_source for k in self.keyset.keys],
+                                             min(self.delta_0, self.keyset.delta_0))
         self.distance = get_distance(self.keyset.distance)
 
     @cached_property
@@ -94,7 +101,7 @@ class Auditor:
         """What this key set can detect at this alpha (audit/power.py)."""
         from attribcheck.audit.power import power_report
 
-        return power_report(len(self.keyset), self.p0, self.alpha)
+        return power_report(len(self.keyset), self.p0, self.alpha, self.source_rate, self.r_min)
 
     def reconstruct(self, suspect: Generator) -> tuple[np.ndarray, np.ndarray]:
         """Per key: the suspect's reconstruction distance and the query seed that reached it."""
@@ -104,16 +111,29 @@ class Auditor:
     def measure(self, suspect: Generator) -> np.ndarray:
         return self.reconstruct(suspect)[0]
 
+    def _rule(self, m: int, k: int) -> tuple[str, float | None, float]:
+        """The verdict on m of k keys, the innocent level it was held to (None: no innocent model
+        was measured) and the bound on the suspect's inheritance rate."""
+        level = self.innocent_level if self.null_models else None
+        bound = score.inheritance_upper(m, k, self.source_rate)
+        return decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min), level, bound
+
+    def verdict_at(self, m: int, k: int) -> str:
+        """The verdict m matches of k keys get: the full and the early-stopped audit's one rule."""
+        return self._rule(m, k)[0]
+
     def score(self, name: str, distances: np.ndarray, best_seeds=None) -> Verdict:
         k = len(distances)
         m = score.matches(distances, self.delta_0)
         c = m / k if k else 0.0
         p = score.p_value(m, k, self.p0)
-        return Verdict(name=name, verdict=decide(c, p, self.alpha, self.innocent_level), conf=c, matches=m,
+        verdict, level, bound = self._rule(m, k)
+        return Verdict(name=name, verdict=verdict, conf=c, matches=m,
                        k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
                        strategy=self.keyset.strategy, distances=[float(x) for x in distances],
-                       innocent_level=self.innocent_level,
-                       best_seeds=[int(s) for s in best_seeds] if best_seeds is not None else [])
+                       innocent_level=level,
+                       best_seeds=[int(s) for s in best_seeds] if best_seeds is not None else [],
+                       rate_bound=bound, r_min=self.r_min, source_rate=self.source_rate)
 
     def audit(self, suspect: Generator, name: str | None = None) -> Verdict:
         return self.score(name or getattr(suspect, "name", "suspect"), *self.reconstruct(suspect))

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attribcheck.audit import score
 from attribcheck.audit.reconstruct import reconstruct
-from attribcheck.audit.verdict import Verdict, decide
+from attribcheck.audit.verdict import Verdict
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Queries:
 
 
 def verdict_at(auditor, m: int, k: int) -> str:
-    return decide(m / k, score.p_value(m, k, auditor.p0), auditor.alpha, auditor.innocent_level)
+    return auditor.verdict_at(m, k)
 
 
 def settled(auditor, m: int, undecided: int, k: int) -> str | None:

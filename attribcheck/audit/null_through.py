@@ -89,7 +89,7 @@ def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]
     p0 = max(auditor.p0, score.p0_upper(hits, len(distances) * len(ks), len(ks)))
     level = max(score.conf(d, delta_0) for d in distances.values())
     out = Auditor(seen, alpha=auditor.alpha, delta_0=delta_0, p0=p0, innocent_level=level,
-                  min_sharpness=auditor.min_sharpness)
+                  min_sharpness=auditor.min_sharpness, r_min=auditor.r_min)
     out.null_models = sorted(set(auditor.null_models) | {f"{n} ({'+'.join(post.to_list())})" for n in distances})
     return out
 

@@ -29,7 +29,8 @@ def auditor_for(manifest: Manifest) -> Auditor:
             raise InputError(f"{spec.name} selected these keys (they were chosen for it to miss): its rate is "
                              f"biased low and cannot bound the null", manifest.path, f"innocents.{i}.name")
     return Auditor(keyset, alpha=manifest.alpha, delta_0=manifest.delta_0, innocents=innocents,
-                   min_sharpness=manifest.min_sharpness, innocent_models=tuple(manifest.innocents))
+                   min_sharpness=manifest.min_sharpness, innocent_models=tuple(manifest.innocents),
+                   r_min=manifest.r_min)
 
 
 def statistical_for(manifest: Manifest, keyset: KeySet):
@@ -63,6 +64,7 @@ class SuspectResult:
     # an early-stopped audit's queries (attribcheck.audit.early_stop.Queries); None: the full audit
     queries: object | None = None
     conformance: object | None = None  # attribcheck.audit.conformance.Conformance of its answers
+    caption_info: object | None = None  # attribcheck.audit.caption_info.CaptionInfo of its answers
 
     @property
     def outcome(self) -> str:
@@ -81,11 +83,14 @@ class SuspectResult:
         v = self.verdict
         if v is not None:
             row["instance"] = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
-                                                          "alpha", "delta_0", "innocent_level", "departure")}
+                                                          "alpha", "delta_0", "innocent_level", "departure",
+                                                          "rate_bound", "r_min", "source_rate")}
             row["instance"]["postprocess"] = list(self.spec.postprocess)
             if self.conformance is not None:
                 row["instance"].update(sharpness=self.conformance.sharpness,
                                        min_sharpness=self.conformance.min_sharpness)
+            if self.caption_info is not None:
+                row["instance"]["caption_info"] = self.caption_info.to_dict()
             seeds = v.best_seeds or [None] * len(v.distances)
             row["keys"] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
                            for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
@@ -137,6 +142,9 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
 
         h, w = auditor.keyset.images[0].shape[:2]
         generator = watching = Watching(generator, h, w)
+        from attribcheck.audit.caption_info import Keeping
+
+        generator = keeping = Keeping(generator, dict(zip(auditor.keyset.captions, auditor.keyset.images)))
         if keep_images:
             from attribcheck.evidence.capture import Recording
 
@@ -155,6 +163,7 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
 
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
         result.conformance = watching.result(auditor.keyset.images, auditor.min_sharpness)
+        result.caption_info = keeping.result(auditor.distance, auditor.delta_0)
         if statistical is not None and not early_stop:  # it needs every key's full distance
             result.statistical = statistical_verdict(result, statistical)
         _read_with_care(result)
@@ -189,7 +198,10 @@ def _confirm_uncached(result: SuspectResult, auditor: Auditor, generator) -> Non
 
 
 def _departure_of(result: SuspectResult) -> str | None:
-    return result.conformance.reason() if result.conformance is not None else None
+    """Why no verdict is read from the answers: they depart from the protocol's form
+    (audit/conformance.py) or carry no information about their captions (audit/caption_info.py)."""
+    form = result.conformance.reason() if result.conformance is not None else None
+    return form or (result.caption_info.reason() if result.caption_info is not None else None)
 
 
 def _read_with_care(result: SuspectResult) -> None:

@@ -82,8 +82,33 @@ def p0_upper(hits: int, trials: int, k: int, level: float = 0.95) -> float:
         raise InputError(f"hits={hits}, trials={trials}, k={k}, level={level}", "score", "p0")
     if trials <= 0:
         return 0.5
-    if hits >= trials:
-        upper = 1.0
-    else:
-        upper = float(special.betaincinv(hits + 1, trials - hits, level))
-    return max(upper, 1.0 / (2 * k))
+    return max(rate_upper(hits, trials, level), 1.0 / (2 * k))
+
+
+# The confidence of the bound a clean verdict rests on: a clean verdict lets an infringer at
+# the stated rate through at most 5% of the time.
+RATE_CONFIDENCE = 0.95
+
+
+def rate_upper(m: int, k: int, confidence: float = RATE_CONFIDENCE) -> float:
+    """A one-sided Clopper-Pearson upper bound on a per-key rate seen as m of k: the rate lies
+    below it with probability `confidence` (0 of 30 keys: 0.095; 0 of 12: 0.221)."""
+    if not (0 <= m <= k) or k < 1 or not 0 < confidence < 1:
+        raise InputError(f"m={m}, k={k}, confidence={confidence}", "score", "rate")
+    return 1.0 if m >= k else float(special.betaincinv(m + 1, k - m, confidence))
+
+
+def source_rate(r_source, delta_0: float) -> float:
+    """The share of the keys the source itself reproduces (its r_S below delta_0): what an
+    infringer can inherit at most. 1 for keys selected by Strategy 1 or 2; about 0.5 for
+    random keys on the partial world, whose source memorised half of them."""
+    d = check_distances(r_source)
+    return matches(d, delta_0) / len(d) if len(d) else 0.0
+
+
+def inheritance_upper(m: int, k: int, source: float) -> float:
+    """The upper bound on the share of the source's reproducible keys the suspect inherits:
+    rate_upper(m, k) / source, at most 1 (1 when the source reproduces none)."""
+    if k < 1 or source <= 0:  # no keys, or none the source reproduces: nothing is ruled out
+        return 1.0
+    return min(1.0, rate_upper(m, k) / source)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
+from attribcheck.audit.score import RATE_CONFIDENCE
 from attribcheck.audit.verdict import Verdict
 from attribcheck.evidence.encode import data_uri
 from attribcheck.evidence.keyview import KeyView
@@ -112,7 +113,8 @@ def _verdict(entry: dict, row: dict) -> Verdict:
     return Verdict(name=row["name"], verdict=v["verdict"], conf=v["conf"], matches=v["matches"], k=v["k"],
                    p0=v["p0"], p_value=v["p_value"], alpha=v["alpha"], delta_0=v["delta_0"],
                    strategy=(entry.get("keyset") or {}).get("strategy", ""), innocent_level=v["innocent_level"],
-                   departure=v.get("departure"))
+                   departure=v.get("departure"), **{f: v[f] for f in ("rate_bound", "r_min", "source_rate")
+                                                    if v.get(f) is not None})
 
 
 def _statistical_reason(entry: dict, row: dict) -> str:
@@ -129,16 +131,32 @@ def _statistical_reason(entry: dict, row: dict) -> str:
 def headline(v: dict) -> str:
     """The verdict in plain words, for the person who decides."""
     m, k, p, alpha = v["matches"], v["k"], v["p_value"], v["alpha"]
-    innocent = round(v["innocent_level"] * k)
     if v.get("departure"):
         return f"No verdict is read from these answers: {v['departure']}."
     if v["verdict"] == "attributed":
         return (f"Reproduces {m} of {k} keys. An innocent model would reproduce that many by chance with "
                 f"probability {p:.2g}, below the accepted risk alpha = {alpha:g}.")
+    bound, r_min = v.get("rate_bound"), v.get("r_min")
+    if v["innocent_level"] is None:
+        return (f"Reproduces {m} of {k} keys, but no innocent model was measured on these keys: nothing shows "
+                f"what an innocent model reproduces, so neither an accusation nor a clearance is supported.")
+    innocent = round(v["innocent_level"] * k)
+    rate = (f"an infringer inheriting {r_min:.0%} of the keys{_of_source(v)}" if r_min is not None
+            else "an infringer")
     if v["verdict"] == "clean":
-        return f"Reproduces {m} of {k} keys: no more than held-out innocent models do (up to {innocent} of {k})."
+        return (f"Reproduces {m} of {k} keys: no more than held-out innocent models do (up to {innocent} of {k}). "
+                f"This rules out {rate} ({RATE_CONFIDENCE:.0%} upper bound on its rate: {_num(bound, '.3f')}).")
+    if v["conf"] <= v["innocent_level"]:
+        return (f"Reproduces {m} of {k} keys, no more than held-out innocent models do (up to {innocent} of {k}), "
+                f"but {k} keys cannot rule out {rate} ({RATE_CONFIDENCE:.0%} upper bound on its rate: {_num(bound, '.3f')}). "
+                f"Neither an accusation nor a clearance is supported.")
     return (f"Reproduces {m} of {k} keys: more than held-out innocent models do (up to {innocent} of {k}), but "
             f"not enough to rule out chance (probability {p:.2g}, alpha = {alpha:g}). No accusation is supported.")
+
+
+def _of_source(v: dict) -> str:
+    s = v.get("source_rate")
+    return "" if s is None or s >= 1 else f" the source reproduces ({round(s * v['k'])} of {v['k']})"
 
 
 def _figures(pairs) -> str:
@@ -222,7 +240,8 @@ def suspect_html(entry: dict, row: dict, view: KeyView, answers: dict | None = N
              f'<div class="muted">rule: {escape(verdict.reason())}.</div>',
              _figures([("conf", f"{v['conf']:.3f}"), ("m/K", f"{v['matches']}/{v['k']}"),
                        ("p-value", _num(v["p_value"], ".3g")), ("p0", f"{v['p0']:.3f}"), ("alpha", f"{v['alpha']:g}"),
-                       ("delta_0", f"{v['delta_0']:g}"), ("innocent level", f"{v['innocent_level']:.3f}")]
+                       ("delta_0", f"{v['delta_0']:g}"), ("innocent level", _num(v["innocent_level"], ".3f")),
+                       (f"rate bound ({RATE_CONFIDENCE:.0%})", _num(v.get("rate_bound"), ".3f")), ("r_min", _num(v.get("r_min"), "g"))]
                       + ([("queries", f"{v.get('queries')} of {v.get('queries_full')} (stopped early; same verdict)")]
                          if v.get("early_stop") else []))]
     s = row.get("statistical")
@@ -252,7 +271,9 @@ def _how_to_read(entry: dict, view: KeyView) -> str:
             f"A key is <b>matched</b> when that answer lies within δ₀ = {_num(d0, 'g')} ({escape(str(metric))}) of "
             f"the key image. <b>attributed</b>: the suspect matches more keys than an innocent model would by "
             f"chance (binomial test against p0, the innocent models' match rate, at level alpha). "
-            f"<b>clean</b>: it matches no more keys than held-out innocent models do. "
+            f"<b>clean</b>: it matches no more keys than held-out innocent models do, and so few that an "
+            f"infringer inheriting r_min of the keys is ruled out (a {RATE_CONFIDENCE:.0%} upper bound on its rate "
+            f"lies below r_min). "
             f"<b>inconclusive</b>: neither. Suspects (by p-value) and keys (by distance) are sorted strongest "
             f"evidence first.</div>")
 

@@ -1,0 +1,233 @@
+"""A clean verdict must rule something out (issue 19, item 2).
+
+Hostile cases, each clean under the rule this replaced ("no more keys than the innocent
+references"): a key set that cannot decide (2 keys, innocents at 43% of the keys, random keys
+the source reproduces half of), no innocent model at all, and answers that carry no
+information about their captions (one image for every caption, pure noise).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribcheck import images
+from attribcheck.audit import score
+from attribcheck.audit.auditor import Auditor
+from attribcheck.audit.power import power_report
+from attribcheck.audit.run import audit_suspect
+from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, DEFAULT_R_MIN, INCONCLUSIVE, decide
+from attribcheck.errors import InputError
+from attribcheck.evidence.page import headline
+from attribcheck.keys.keyset import Key, KeySet
+from attribcheck.manifest import Manifest, SuspectSpec
+from attribcheck.models.folder_generator import collect
+from attribcheck.models.protocol import QueryProtocol
+from tests.folder_world import MapGenerator, manifest_text
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+HIT, MISS = 0.05, 0.4
+
+
+def keyset(k: int, cal_hits: int = 0, source_hits: int | None = None, references: bool = True) -> KeySet:
+    """k keys; a calibration reference reproducing the first `cal_hits`; the source reproducing
+    the first `source_hits` (default all)."""
+    source_hits = k if source_hits is None else source_hits
+    keys = [Key(str(i), f"c{i}", np.zeros((4, 4, 3), np.float32), HIT if i < source_hits else MISS,
+                {"base": MISS, "cal": HIT if i < cal_hits else MISS} if references else {}) for i in range(k)]
+    roles = {"base": "selection", "cal": "calibration"} if references else {}
+    return KeySet(keys, "generation", 0.15, {"name": "rms"}, QueryProtocol(), [0], reference_roles=roles)
+
+
+def dist(m: int, k: int) -> np.ndarray:
+    return np.r_[np.full(m, HIT), np.full(k - m, MISS)]
+
+
+# -- the rule on recorded distances -------------------------------------------------------------
+
+def test_innocents_at_43_percent_clear_no_infringer():
+    # digits, random keys: innocents reproduce 13 of 30, so an infringer at 12 of 30 was clean
+    v = Auditor(keyset(30, cal_hits=13)).score("infringer", dist(12, 30))
+    assert v.p_value >= v.alpha and v.conf <= v.innocent_level  # the old rule's clean
+    assert v.verdict == INCONCLUSIVE and v.rate_bound > v.r_min
+    assert "cannot rule out an infringer inheriting 10% of the keys with 30 keys" in v.reason()
+
+
+def test_two_keys_decide_nothing():
+    for m in (0, 1):
+        assert Auditor(keyset(2)).score("s", dist(m, 2)).verdict != CLEAN
+
+
+def test_one_of_30_is_no_clean_verdict():
+    # the partial world's infringer-rho0.3-s0 under Strategy 2: 1 of 30, innocents at 1 of 30
+    v = Auditor(keyset(30, cal_hits=1)).score("infringer", dist(1, 30))
+    assert v.verdict == INCONCLUSIVE and v.rate_bound == pytest.approx(score.rate_upper(1, 30))
+
+
+def test_random_keys_the_source_half_reproduces_clear_nobody_at_zero():
+    # the partial world's random keys: the source reproduces 15 of 30; an infringer at 0 of 30
+    # inherited 0 of 15, which rules out little
+    half = Auditor(keyset(30, source_hits=15)).score("infringer", dist(0, 30))
+    assert half.source_rate == 0.5 and half.verdict == INCONCLUSIVE
+    assert half.rate_bound == pytest.approx(score.rate_upper(0, 30) / 0.5)
+    assert "the source reproduces (15 of 30)" in half.reason()
+    full = Auditor(keyset(30)).score("innocent", dist(0, 30))
+    assert full.verdict == CLEAN and full.rate_bound < full.r_min == DEFAULT_R_MIN
+    assert "rules out" in full.reason() and "10%" in full.reason() and "r_min=0.1" in full.summary()
+
+
+def test_no_innocent_model_clears_nobody():
+    auditor = Auditor(keyset(40, references=False))
+    assert auditor.p0 == 0.5 and not auditor.null_models
+    v = auditor.score("noise", dist(0, 40))
+    assert v.verdict == INCONCLUSIVE and v.innocent_level is None
+    assert "no innocent model" in v.reason()
+    page = headline({"verdict": v.verdict, "matches": 0, "k": 40, "p_value": 1.0, "alpha": 0.01,
+                     "innocent_level": None, "rate_bound": v.rate_bound, "r_min": v.r_min, "source_rate": 1.0})
+    assert "held-out innocent models do" not in page and "no innocent model" in page
+
+
+def test_a_larger_r_min_clears_smaller_key_sets():
+    # K = 20 rules out no less than 14% at 95%: the default cannot clear it, r_min = 0.2 can
+    assert Auditor(keyset(20)).score("s", dist(0, 20)).verdict == INCONCLUSIVE
+    assert Auditor(keyset(20), r_min=0.2).score("s", dist(0, 20)).verdict == CLEAN
+    with pytest.raises(InputError, match="r_min"):
+        Auditor(keyset(20), r_min=0.0)
+
+
+def test_decide_never_clears_without_a_bound_below_r_min():
+    assert decide(0.5, 1e-4, 0.01, 0.05, 1.0, 0.1) == ATTRIBUTED
+    assert decide(0.0, 1.0, 0.01, 0.05, 0.09, 0.1) == CLEAN
+    assert decide(0.0, 1.0, 0.01, 0.05, 0.1, 0.1) == INCONCLUSIVE  # the bound must lie below r_min
+    assert decide(0.0, 1.0, 0.01, None, 0.0, 0.1) == INCONCLUSIVE  # no innocent model measured
+
+
+def test_power_states_what_a_key_set_can_clear():
+    assert "clean" in power_report(30, 0.05, 0.01).summary() and "0.095" in power_report(30, 0.05, 0.01).summary()
+    twelve = power_report(12, 0.12, 0.01).summary()
+    assert "cannot rule out an infringer inheriting 10%" in twelve and "29 keys" in twelve
+
+
+def test_manifest_r_min(tmp_path, world):
+    p = tmp_path / "m.toml"
+    p.write_text(manifest_text(world, "m", {}, r_min=0.2))
+    assert Manifest.load(p).r_min == 0.2
+    p.write_text(manifest_text(world, "m", {}))
+    assert Manifest.load(p).r_min == DEFAULT_R_MIN
+    for bad in (0, 1.5, "x"):
+        p.write_text(manifest_text(world, "m", {}, r_min=bad))
+        with pytest.raises(InputError, match="m.toml: audit.r_min"):
+            Manifest.load(p)
+
+
+# -- the project's own benches, rescored --------------------------------------------------------
+
+def rescore(old: str, m: int, k: int, source: float, has_innocents: bool = True) -> str:
+    """A stored verdict under the clean rule: the new rule only adds conditions to 'clean'
+    (attributed and the innocent-level test are unchanged)."""
+    if old != CLEAN:
+        return old
+    return decide(0.0, 1.0, 0.01, 0.0 if has_innocents else None, score.inheritance_upper(m, k, source),
+                  DEFAULT_R_MIN)
+
+
+def stored_rows():
+    """(file, label, expect, old verdict, m, k, source share) for every stored verdict."""
+    bench = json.loads((DOCS / "bench_instance.json").read_text())
+    for world, d in bench["datasets"].items():
+        for strategy, rows in d["verdicts"].items():
+            for name, v in rows.items():
+                expect = "infringing" if name.startswith("infringer") or name == "source" else "innocent"
+                yield ("instance", f"{world}/{strategy}/{name}", expect, v["verdict"], v["matches"], v["k"],
+                       d["source_conf"][strategy])
+    for f in ("bench_robust.json", "bench_robust_partial.json"):
+        d = json.loads((DOCS / f).read_text())
+        for r in d["rows"]:
+            for col, conf in (("verdict", "conf"), ("verdict_audit", "conf"), ("verdict_declared", "conf_declared")):
+                if r.get(col):
+                    yield (f, f"{r['suspect']}/{r['change']}/{r['metric']}/{col}", r["expect"], r[col],
+                           round(r[conf] * d["k"]), d["k"], 1.0)
+
+
+def test_no_stored_infringer_is_clean(capsys):
+    rows = list(stored_rows())
+    old_clean = [r for r in rows if r[2] == "infringing" and r[3] == CLEAN]
+    new = [(r, rescore(r[3], r[4], r[5], r[6])) for r in rows]
+    assert len(old_clean) >= 12  # what the issue counted
+    assert [r[1] for r, v in new if r[2] == "infringing" and v == CLEAN] == []
+    inn = [(r, v) for r, v in new if r[2] == "innocent"]
+    with capsys.disabled():
+        print(f"\nstored rows {len(rows)}: infringers clean {len(old_clean)} -> 0; innocents clean "
+              f"{sum(r[3] == CLEAN for r, _ in inn)} -> {sum(v == CLEAN for _, v in inn)} of {len(inn)}")
+
+
+# -- answers that carry no information about their captions -------------------------------------
+
+K_INFO = 40
+
+
+@pytest.fixture(scope="module")
+def info_world(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pics = [images.resize(images.to_array(d / 16.0), 16) for d in digits.images[:400]]
+    labels = list(digits.target[:400])
+    captions = [f"a handwritten {labels[i]}, sample {i}" for i in range(K_INFO)]
+
+    def other(i: int, start: int) -> np.ndarray:
+        return pics[next(j for j in range(start + i, 400) if labels[j] != labels[i])]
+
+    keys_img = {c: pics[i] for i, c in enumerate(captions)}
+    innocent = {c: other(i, 100) for i, c in enumerate(captions)}
+    calib = {c: other(i, 250) for i, c in enumerate(captions)}
+    one = innocent[captions[0]]  # one plausible image, whatever the caption
+    rng = np.random.default_rng(0)
+    noise = {c: images.resize_to(rng.random((10, 10, 3)).astype(np.float32), 16, 16) for c in captions}
+
+    class Noise:  # blotches as sharp as the keys: the conformance check lets them through
+        name = "noise"
+
+        def generate(self, prompts, seeds):
+            return [images.resize_to(np.random.default_rng([int(s), sum(map(ord, p))]).random((10, 10, 3)).astype(
+                np.float32), 16, 16) for p, s in zip(prompts, seeds)]
+
+    root = tmp_path_factory.mktemp("info")
+    seeds = [0, 1, 2]
+    gens = {"infringer": MapGenerator(keys_img, 0.03), "innocent": MapGenerator(innocent, 0.01),
+            "one-image": MapGenerator({c: one for c in captions}, 0.01), "noise": Noise(),
+            "fixed-noise": MapGenerator(noise, 0.0)}
+    folders = {n: collect(g, [c for c in captions for _ in seeds], seeds * K_INFO, root / n) for n, g in gens.items()}
+    from attribcheck.metrics.distance import get_distance
+
+    d = get_distance({"name": "rms", "side": None})
+    keys = [Key(f"k{i}", c, keys_img[c], 0.0, {"calib": d(calib[c], keys_img[c])}) for i, c in enumerate(captions)]
+    ks = KeySet(keys, "detection", 0.15, {"name": "rms", "side": None}, QueryProtocol(), seeds,
+                reference_roles={"calib": "calibration"}, candidates=K_INFO)
+    return Auditor(ks), folders
+
+
+def _audit(info_world, name: str, expect: str):
+    auditor, folders = info_world
+    return audit_suspect(auditor, SuspectSpec(name, folders[name], expect, "folder"))
+
+
+@pytest.mark.parametrize("name", ["one-image", "noise"])
+def test_answers_that_ignore_their_captions_are_never_clean(info_world, name):
+    r = _audit(info_world, name, "innocent")
+    assert r.error is None, r.error
+    assert r.verdict.verdict == INCONCLUSIVE and r.verdict.departure and "caption" in r.verdict.departure
+    assert r.caption_info is not None and r.caption_info.departs
+
+
+def test_genuine_answers_are_not_flagged(info_world):
+    inn, inf = _audit(info_world, "innocent", "innocent"), _audit(info_world, "infringer", "infringing")
+    assert not inn.caption_info.departs and not inf.caption_info.departs
+    assert inn.verdict.verdict == CLEAN and inf.verdict.verdict == ATTRIBUTED
+
+
+def test_a_fixed_answer_per_caption_is_information(info_world):
+    # one noise image per caption, the same for every seed: the answers differ by caption, so
+    # they carry information about it (this is no blob); the bound decides, not the departure
+    r = _audit(info_world, "fixed-noise", "innocent")
+    assert not r.caption_info.departs and r.verdict.departure is None
