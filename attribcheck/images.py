@@ -124,7 +124,7 @@ def decode(data: bytes, where: str | Path, field: str | None = None, expect: str
     except Exception:  # noqa: BLE001 - PIL raises many kinds on hostile bytes
         fail(f"not a decodable image (only {', '.join(FORMATS)} are read)")
     with im:
-        if expect is not None and im.format != expect:
+        if expect is not None and {"MPO": "JPEG"}.get(im.format, im.format) != expect:  # MPO: a camera's JPEG
             fail(f"holds a {im.format} image, but is named or served as {expect}")
         w, h = im.size
         if w * h > max_pixels:

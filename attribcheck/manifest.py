@@ -258,6 +258,8 @@ class Manifest:
             raise InputError(f"not valid TOML: {e}", path) from e
         except RecursionError:
             raise InputError("not valid TOML (nested too deep)", path) from None
+        except ValueError as e:  # an integer of 5,000 digits
+            raise InputError(f"not valid TOML ({str(e).splitlines()[0][:120]})", path) from None
         try:
             m = ManifestFile.model_validate(data)
         except Exception as e:  # pydantic.ValidationError

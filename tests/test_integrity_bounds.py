@@ -195,9 +195,8 @@ def server():
 def http_gen(url: str, **kw):
     from attribcheck.models.http_generator import HttpGenerator, HttpOptions
 
-    max_side = kw.pop("max_side", None)
     o = HttpOptions(url=url, **{"response": "bytes", "retries": 0, "timeout_s": 1.0, **kw})
-    return HttpGenerator(o, "api", max_side=max_side)
+    return HttpGenerator(o, "api")
 
 
 @pytest.mark.parametrize("route", ["dribble-body", "dribble-headers"])
@@ -228,7 +227,7 @@ def test_an_endless_chunked_body_stops_at_max_bytes(server):
     ("image_jpeg", png_bytes(picture()), "PNG image, but is named or served as JPEG"),
     ("image_png", png_bytes(picture(), "JPEG"), "JPEG image, but is named or served as PNG"),
     ("image_png", png_bytes(picture(), "GIF"), "not a decodable image"),
-])
+], ids=["nan-tiff", "tiff", "png-as-jpeg", "jpeg-as-png", "gif"])
 def test_http_images_are_sniffed_and_matched_to_the_content_type(server, ctype, payload, needle):
     Hostile.payload = payload
     err = finishes(lambda: http_gen(f"{server}/{ctype}").generate(["a"], [0]), 10)
@@ -481,6 +480,46 @@ def test_a_deep_row_in_queries_jsonl_is_one_line(tmp_path):
     assert "queries.jsonl line 1" in one_line(err)
 
 
+HUGE_INT = "1" + "0" * 5000  # past Python's 4,300-digit limit: a plain ValueError from the parser
+
+
+def test_an_integer_of_five_thousand_digits_is_one_input_error(tmp_path):
+    from attribcheck.errors import read_json_object
+    from attribcheck.manifest import Manifest
+
+    (tmp_path / "a.json").write_text('{"a": ' + HUGE_INT + "}")
+    assert "a.json" in one_line(finishes(lambda: read_json_object(tmp_path / "a.json"), 10))
+    (tmp_path / "audit.toml").write_text("x = " + HUGE_INT + "\n")
+    assert "audit.toml" in one_line(finishes(lambda: Manifest.load(tmp_path / "audit.toml"), 10))
+    folder = folder_with(tmp_path, {"a.png": png_bytes(picture())})
+    (folder / "queries.jsonl").write_text('{"prompt": "p0", "seed": ' + HUGE_INT + ', "file": "a.png"}\n')
+    assert "queries.jsonl line 1" in one_line(finishes(lambda: read_folder(folder), 10))
+
+
+def test_http_waits_are_bounded():
+    from pydantic import ValidationError
+
+    from attribcheck.models.http_generator import MAX_BACKOFF_S, HttpGenerator, HttpOptions
+
+    with pytest.raises(ValidationError, match="rate_per_s"):  # one request every 31 years
+        HttpOptions(url="http://127.0.0.1:9/", rate_per_s=1e-9)
+    slept = []
+    o = HttpOptions(url="http://127.0.0.1:9/", retries=20, backoff_s=600, timeout_s=0.2)
+    gen = HttpGenerator(o, "api", sleep=slept.append)
+    with pytest.raises(InputError, match="no answer after 21 attempts"):
+        gen.generate(["a"], [0])  # nothing listens on port 9
+    assert len(slept) == 20 and max(slept) == MAX_BACKOFF_S
+
+
+def test_a_native_resolution_beyond_any_protocol_is_refused(tmp_path, no_allocation):
+    from attribcheck.models.diffusers_generator import load_pipeline
+
+    model = tiny_model_folder(tmp_path)
+    _edit(model / "unet" / "config.json", sample_size=100_000)  # 800,000 pixels a side at the native size
+    err = finishes(lambda: load_pipeline(model), 60)
+    assert isinstance(err, InputError) and "unet/config.json: sample_size" in one_line(err)
+
+
 # -- images decoded strictly ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, data, needle", [
@@ -494,7 +533,8 @@ def test_a_deep_row_in_queries_jsonl_is_one_line(tmp_path):
     ("a.png", raw_png(20_000, 20_000, 8, 2), "pixels"),                  # a decompression bomb's header
     ("a.png", raw_png(5000, 5000, 8, 2), "larger than"),
     ("a.png", png_bytes(picture())[:60], "a.png"),                       # truncated
-])
+], ids=["nan-tiff", "tiff", "jpeg-as-png", "png-as-jpg", "png-as-webp", "bmp", "gif", "bomb", "over-pixels",
+        "truncated"])
 def test_folder_images_are_decoded_strictly(tmp_path, name, data, needle):
     folder = folder_with(tmp_path, {name: data})
     with within(10.0):

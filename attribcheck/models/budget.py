@@ -22,6 +22,9 @@ ENV = "ATTRIBCHECK_MAX_PARAMS"
 # SDXL's deepest is 10 transformer layers per block, CLIP-bigG's 32 layers, Flux's 57 blocks.
 DEPTH_WORDS = ("layers", "depth", "num_blocks", "num_attention_heads")
 MAX_DEPTH = 256
+# A native resolution (pixels, or latents for a UNet) no larger than the protocol's largest side:
+# with no height or width in the protocol, a pipeline generates at its config's sample_size.
+MAX_SAMPLE_SIZE = 4096
 MAX_LIST = 64
 # Widths whose square bounds the parameters from below: a UNet or VAE level holds at least one
 # ResNet block, two 3x3 convolutions c -> c (18 c^2); a transformer layer holds at least its
@@ -61,6 +64,9 @@ def check_config(config: dict, where: Path, budget: int, nested: int = 0) -> Non
             raise InputError(f"{value!r}: sizes are not negative", where, key)
         if any(w in key for w in DEPTH_WORDS) and any(v > MAX_DEPTH for v in numbers):
             raise InputError(f"{max(numbers)} is over {MAX_DEPTH}: no text-to-image model is that deep", where, key)
+        if key == "sample_size" and any(v > MAX_SAMPLE_SIZE for v in numbers):
+            raise InputError(f"{max(numbers)} is over {MAX_SAMPLE_SIZE}: images that large are not a protocol's",
+                             where, key)
         if key in WIDTHS and numbers and WIDTHS[key] * max(numbers) ** 2 > budget:
             raise InputError(f"{max(numbers)} wide needs over {WIDTHS[key] * max(numbers) ** 2:,} parameters, "
                              f"over the budget of {budget:,} (raise it with {ENV} or max_params)", where, key)

@@ -48,6 +48,8 @@ class FolderGenerator:
             raise InputError(f"not valid JSON ({e.msg})", where) from e
         except RecursionError:
             raise InputError("JSON nested too deep", where) from None
+        except ValueError as e:  # an integer of 5,000 digits
+            raise InputError(f"not valid JSON ({str(e).splitlines()[0][:120]})", where) from None
         if not isinstance(row, dict):
             raise InputError("must be a JSON object with prompt, seed and file", where)
         prompt, seed, file = row.get("prompt"), row.get("seed"), row.get("file")
@@ -97,8 +99,9 @@ class FolderGenerator:
             path = self._files[q]
             try:  # checked again here: the file may have been swapped since the folder was opened
                 out.append(images.load(path, keep_alpha=True, max_side=self.max_side))
-            except AttribcheckError:
-                raise
+            except AttribcheckError as e:  # the same class, said of the row that names the file
+                raise type(e)(f"cannot read {path.relative_to(self._root)}: {e.message}", self.manifest,
+                              "file") from None
             except (OSError, ValueError) as e:
                 raise InputError(f"cannot read {path.relative_to(self._root)}: {str(e).splitlines()[0]}",
                                  self.manifest, "file") from e

@@ -51,6 +51,9 @@ from attribcheck.errors import DegenerateOutputError, InputError
 
 
 
+MAX_BACKOFF_S = 600.0
+
+
 class HttpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -64,7 +67,7 @@ class HttpOptions(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=3600)
     retries: int = Field(3, ge=0, le=20)
     backoff_s: float = Field(1.0, ge=0, le=600)
-    rate_per_s: Optional[float] = Field(None, gt=0)
+    rate_per_s: Optional[float] = Field(None, ge=1 / 3600)  # at least one request an hour: no endless wait
     max_bytes: int = Field(32 * 2**20, ge=1024, le=2**30)
     evidence: Optional[str] = None
     model_version: str = ""
@@ -350,8 +353,8 @@ class HttpGenerator:
         req = self._request(prompt, seed)
         last = ""
         for attempt in range(self.o.retries + 1):
-            if attempt:
-                self.sleep(self.o.backoff_s * 2 ** (attempt - 1))
+            if attempt:  # doubling, but never more than MAX_BACKOFF_S at a time (20 retries of 600 s doubled is years)
+                self.sleep(min(self.o.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
             try:
                 status, headers, body = self._fetch(req)
             except _Retry as e:
