@@ -162,10 +162,15 @@ def _is_manifest(path: Path) -> bool:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
-    try:
-        return "audit" in tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise _CollectError(f"attribcheck: {path} is not valid TOML: {e}") from None
+    from attribcheck.errors import AttribcheckError
+    from attribcheck.safe_files import read_text_bounded
+
+    try:  # a regular file of bounded size (a FIFO would hang collection), within the parser's stack
+        return "audit" in tomllib.loads(read_text_bounded(path))
+    except AttribcheckError as e:
+        raise _CollectError(f"attribcheck: {e}") from None
+    except (ValueError, RecursionError) as e:  # TOMLDecodeError, a 5,000-digit integer, nesting
+        raise _CollectError(f"attribcheck: {path} is not valid TOML: {str(e).splitlines()[0][:200] or 'nested too deep'}") from None
 
 
 def _load_manifest(config, path: Path):

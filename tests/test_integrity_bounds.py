@@ -480,6 +480,30 @@ def test_a_deep_row_in_queries_jsonl_is_one_line(tmp_path):
     assert "queries.jsonl line 1" in one_line(err)
 
 
+def test_every_other_untrusted_json_or_toml_reader_is_bounded(tmp_path):
+    """The baseline, a profile cache entry, a protocol file and a suite's manifest at pytest
+    collection: deep, huge-integer or FIFO files are one line (or, for a cache, a miss)."""
+    from attribcheck import plugin
+    from attribcheck.baseline import store
+    from attribcheck.models.protocol import QueryProtocol
+    from attribcheck.statistical.fit import _cached
+
+    deep = '{"a": ' * DEEP + "1" + "}" * DEEP
+    for text in (deep, '{"a": ' + HUGE_INT + "}"):
+        (tmp_path / "b.json").write_text(text)
+        assert "b.json" in one_line(finishes(lambda: store.load(tmp_path / "b.json"), 10))
+        assert finishes(lambda: _cached(tmp_path / "b.json", "fp", "hash", 3), 10) is None
+        assert "b.json" in one_line(finishes(lambda: QueryProtocol.load(tmp_path / "b.json"), 10))
+    for name in ("p.json", "fifo.toml", "deep.toml"):
+        os.mkfifo(tmp_path / name) if name != "deep.toml" else (tmp_path / name).write_text("x = " + "[" * DEEP + "]" * DEEP)
+    assert "FIFO" in one_line(finishes(lambda: store.load(tmp_path / "p.json"), 5, release_fifo(tmp_path / "p.json")))
+    assert "FIFO" in one_line(finishes(lambda: QueryProtocol.load(tmp_path / "p.json"), 5, release_fifo(tmp_path / "p.json")))
+    assert finishes(lambda: _cached(tmp_path / "p.json", "fp", "hash", 3), 5, release_fifo(tmp_path / "p.json")) is None
+    for name in ("fifo.toml", "deep.toml"):
+        err = finishes(lambda: plugin._is_manifest(tmp_path / name), 5, release_fifo(tmp_path / name))
+        assert type(err).__name__ == "CollectError" and name in str(err) and "\n" not in str(err)
+
+
 HUGE_INT = "1" + "0" * 5000  # past Python's 4,300-digit limit: a plain ValueError from the parser
 
 

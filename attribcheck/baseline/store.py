@@ -24,10 +24,14 @@ def write(path: Path, baseline: dict) -> Path:
 
 
 def load(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the baseline: {e}", path) from e
+    from attribcheck.safe_files import read_text_bounded
+
+    try:  # a regular file of bounded size, nested within the parser's stack
+        data = json.loads(read_text_bounded(path))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, a 5,000-digit integer, nesting
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"cannot read the baseline: {str(e).splitlines()[0][:200] or 'nested too deep'}", path) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
         raise InputError(f"not an {FORMAT} file of version {FORMAT_VERSION}; re-record it", path, "format")
     for field in ("suspects", "keyset"):

@@ -63,13 +63,13 @@ class QueryProtocol(BaseModel):
     def load(cls, path) -> "QueryProtocol":
         from pathlib import Path
 
-        from attribcheck.errors import InputError, from_validation
+        from attribcheck.errors import from_validation
+        from attribcheck.safe_files import read_text_bounded
 
         path = Path(path)
+        text = read_text_bounded(path)  # a regular file (a FIFO would hang), of bounded size
         try:
-            return cls.model_validate_json(path.read_text())
-        except OSError as e:
-            raise InputError(f"cannot read: {e.strerror}", path) from e
+            return cls.model_validate_json(text)
         except Exception as e:  # pydantic.ValidationError, one line
             raise from_validation(e, path) from e
 

@@ -31,9 +31,14 @@ CACHE_FORMAT = 1
 
 def _cached(path: Path, model_fp: str, keyset_hash: str, k: int) -> np.ndarray | None:
     """The entry's distances when it was computed from this model and this key set, else None."""
-    try:
-        entry = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    from attribcheck.errors import AttribcheckError
+    from attribcheck.safe_files import read_text_bounded
+
+    if not path.exists():
+        return None
+    try:  # an entry that is a FIFO, a device, too large or too deep is recomputed, never waited on
+        entry = json.loads(read_text_bounded(path))
+    except (AttribcheckError, ValueError, RecursionError):
         return None
     if not (isinstance(entry, dict) and entry.get("format_version") == CACHE_FORMAT
             and entry.get("model_fingerprint") == model_fp and entry.get("keyset_hash") == keyset_hash):
