@@ -504,6 +504,26 @@ def test_every_other_untrusted_json_or_toml_reader_is_bounded(tmp_path):
         assert type(err).__name__ == "CollectError" and name in str(err) and "\n" not in str(err)
 
 
+@pytest.mark.parametrize("where", ["source.conf", "suspects.*.conf", "source.distances.*", "suspects.*.distances.*"])
+def test_a_baseline_with_nan_is_refused_and_nan_never_compares_as_no_drift(tmp_path, where):
+    from attribcheck.baseline import store
+    from attribcheck.baseline.compare import compare
+
+    shipped = Path(__file__).resolve().parents[1] / "suites" / "baselines" / "emoji.json"
+    data = json.loads(shipped.read_text())
+    honest = json.loads(shipped.read_text())
+    parts = where.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        node = node[next(iter(node)) if part == "*" else part]
+    last = next(iter(node)) if parts[-1] == "*" else parts[-1]
+    node[last] = float("nan")
+    (tmp_path / "b.json").write_text(json.dumps(data))  # a bare NaN, as a hand edit writes it
+    err = finishes(lambda: store.load(tmp_path / "b.json"), 10)
+    assert "b.json" in one_line(err) and "nan" in str(err).lower()
+    assert compare(data, honest) and compare(honest, data)  # either side: a drift, never silence
+
+
 HUGE_INT = "1" + "0" * 5000  # past Python's 4,300-digit limit: a plain ValueError from the parser
 
 

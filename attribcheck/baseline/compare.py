@@ -49,7 +49,8 @@ def _block_drifts(name: str, old: dict | None, new: dict | None, tol: Tolerance)
     out = []
     if old.get("verdict") != new.get("verdict"):
         out.append(Drift(name, "verdict", old.get("verdict"), new.get("verdict")))
-    if "conf" in old and "conf" in new and abs(new["conf"] - old["conf"]) > tol.conf:
+    # `not <=`, never `>`: a NaN on either side is a drift, not silence
+    if "conf" in old and "conf" in new and not abs(new["conf"] - old["conf"]) <= tol.conf:
         out.append(Drift(name, "conf", _fmt(old["conf"]), _fmt(new["conf"]), new["conf"] - old["conf"]))
     if "distances" not in old or "distances" not in new:  # an early-stopped audit: its verdict only
         return out
@@ -59,7 +60,7 @@ def _block_drifts(name: str, old: dict | None, new: dict | None, tol: Tolerance)
         a, b = od.get(k), nd.get(k)
         if a is None or b is None:
             keyed.append(Drift(name, k, _fmt(a), _fmt(b)))
-        elif abs(b - a) > tol.distance:
+        elif not abs(b - a) <= tol.distance:
             keyed.append(Drift(name, k, _fmt(a), _fmt(b), b - a))
     keyed.sort(key=lambda d: -abs(d.delta) if d.delta is not None else -1.0)  # the largest drift first
     return out + keyed

@@ -37,4 +37,28 @@ def load(path: Path) -> dict:
     for field in ("suspects", "keyset"):
         if not isinstance(data.get(field), dict):
             raise InputError("missing or not a table", path, field)
+    blocks = {f"suspects.{name}": block for name, block in data["suspects"].items()}
+    if data.get("source") is not None:
+        blocks["source"] = data["source"]
+    for field, block in blocks.items():
+        _check_block(block, path, field)
     return data
+
+
+def _finite(x, lo: float, hi: float) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi  # NaN fails both
+
+
+def _check_block(block, path: Path, field: str) -> None:
+    """A NaN conf or distance compares as no drift at all (every comparison with NaN is
+    false): it would switch the regression check off, so it is refused here."""
+    if not isinstance(block, dict) or not isinstance(block.get("verdict"), str):
+        raise InputError("not a block with a verdict", path, field)
+    if "conf" in block and not _finite(block["conf"], 0.0, 1.0):
+        raise InputError(f"{block['conf']!r} is not a conf in [0, 1]", path, f"{field}.conf")
+    distances = block.get("distances", {})
+    if not isinstance(distances, dict):
+        raise InputError("not a table of key ids to distances", path, f"{field}.distances")
+    for key, d in distances.items():
+        if not _finite(d, 0.0, float("inf")) or d == float("inf"):
+            raise InputError(f"{d!r} is not a finite distance >= 0", path, f"{field}.distances.{key}")
