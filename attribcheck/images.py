@@ -4,6 +4,11 @@ A suspect's collected image may also be HxWx4 (RGB plus straight alpha) when its
 transparency: dropping the alpha (PIL's `convert("RGB")`) would show whatever colour sits
 under the transparent pixels, often black. It is composited onto the key's background by the
 distance step (`composite`, `border_colour`), the only place that knows the key.
+
+Image files and bytes from outside (a suspect's folder or API, a key set) are decoded by
+`decode`/`load` only: PNG, JPEG or WebP, sniffed from the bytes and matched to the name or
+content type, integer pixels only (a float TIFF of NaN named .png was read as clean), 16-bit
+grey PNGs scaled by 65535, and the size checked before any pixel is decoded.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
     response = "json-base64"            # or "bytes": the body is the image file
     image_field = "data.0.b64_json"     # json-base64: where the base64 image is (dots, list indices)
     headers_env = { Authorization = "VENDOR_API_AUTH" }   # header values read from the environment
-    timeout_s = 60
+    timeout_s = 60                      # per request, all of it: connecting, the headers, the body
     retries = 3                         # on timeouts, 429 and 5xx, with exponential backoff
     backoff_s = 1.0
     rate_per_s = 2                      # at most this many requests per second
@@ -18,8 +18,9 @@
 
 The server is untrusted. A response is refused, never guessed at, when it: redirects anywhere
 (no redirect is followed), has the wrong content type, is larger than `max_bytes` (read no
-further), holds no decodable image or one over the pixel limit, or is not the JSON shape
-configured. A refused answer is a DegenerateOutputError (the suspect answered, but nothing a
+further), is not whole within `timeout_s` (a server that dribbles is cut off), holds no PNG,
+JPEG or WebP image of the format its content type (or data URL) names, or one over the pixel
+limit or twice the protocol's side, or is not the JSON shape configured. A refused answer is a DegenerateOutputError (the suspect answered, but nothing a
 verdict can be read from) or an InputError (the request is wrong: 4xx, unreachable), so the
 suspect gets an error row, never a verdict built on it.
 
