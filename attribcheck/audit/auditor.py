@@ -39,6 +39,66 @@ def null_models(keyset: KeySet, innocents: dict[str, np.ndarray] | None = None) 
     return models
 
 
+# An innocent model's distances equal a reference's stored ones within one 8-bit level on
+# every key: it is that reference (the stored distances were taken before the key images were
+# quantised, which moves an RMS distance by at most half a level).
+SAME_MODEL = 1 / 255
+
+
+def same_reference(keyset: KeySet, distances: np.ndarray, role: str = "selection") -> str | None:
+    """The key set's reference (of `role`) whose stored distances `distances` repeat, or None:
+    a model is recognised by what it answers, not by the name it is listed under."""
+    d = np.asarray(distances, dtype=np.float64)
+    for name, r in keyset.reference_roles.items():
+        stored = np.array([k.r_references[name] for k in keyset.keys])
+        if r == role and d.shape == stored.shape and np.all(np.abs(d - stored) <= SAME_MODEL):
+            return name
+    return None
+
+
+def hold_to_the_others(name: str, d: np.ndarray, others: list[np.ndarray], delta_0: float, alpha: float,
+                       what: str, floor: float = 0.0, where=None, field: str = "innocents") -> None:
+    """The rule an innocent model is held to before it may bound p0: the audit's own test, on
+    its m of K keys against p0 of `others` (at least `floor`), must not attribute it.
+
+    One that it would attribute is refused (InputError naming it), neither kept nor dropped.
+    Kept, it raises p0 and the innocent level until infringers are cleared (40 added shadows
+    at half the keys took p0 from 0.07 to 0.44). Dropped, p0 falls below what the owner's own
+    innocent data shows, which can only raise verdicts, an innocent suspect's included: one
+    that reproduces keys the way the dropped model does would be held to a null that left
+    its like out. Refused, no verdict is read from a null the owner's data contradicts: it
+    can never lower an infringer's verdict, nor raise an innocent's; the owner removes the
+    model or finds out why it reproduces the keys."""
+    k = len(d)
+    m = score.matches(d, delta_0)
+    p0 = max(floor, score.p0_upper(sum(score.matches(o, delta_0) for o in others), len(others) * k, k))
+    p = score.p_value(m, k, p0)
+    if p < alpha:
+        raise InputError(f"{name} reproduces {m} of {k} keys: against p0 {p0:.3f} of {what}, the audit would "
+                         f"attribute it (p = {p:.2g} < alpha {alpha}), so it is no innocent and cannot bound the "
+                         f"null; remove it or find out why", where, field)
+
+
+def check_null(keyset: KeySet, delta_0: float, alpha: float, innocents: dict[str, np.ndarray] | None = None) -> None:
+    """Every model p0 rests on, held to the others (hold_to_the_others): each held-out
+    reference to the key set's other ones, each further innocent (a discriminator's innocent
+    shadow) to the held-out references, the hash-checked core that many added models cannot
+    outvote; and none may be a selection reference under another name."""
+    base = calibration_distances(keyset)
+    for name, d in base.items():
+        hold_to_the_others(name, d, [v for n, v in base.items() if n != name], delta_0, alpha,
+                           "the key set's other held-out references")
+    for name, d in null_models(keyset, innocents).items():
+        if name in base:
+            continue
+        ref = same_reference(keyset, d)
+        if ref is not None:
+            raise InputError(f"{name} is the key set's selection reference {ref!r} (its distances on the keys are "
+                             f"the stored ones): keys were chosen for it to miss, it cannot bound the null",
+                             field="innocents")
+        hold_to_the_others(name, d, list(base.values()), delta_0, alpha, "the key set's held-out references")
+
+
 def null_rate(keyset: KeySet, delta_0: float | None = None, innocents: dict[str, np.ndarray] | None = None) -> float:
     """p0: an upper confidence bound on how often an innocent model reproduces a key."""
     delta_0 = keyset.delta_0 if delta_0 is None else delta_0
@@ -79,7 +139,8 @@ class Auditor:
             raise InputError(f"{self.delta_0} outside the metric's range", field="delta_0")
         if self.delta_0 is None:
             self.delta_0 = self.keyset.delta_0
-        if self.p0 is None:
+        if self.p0 is None:  # measured on innocent models: each held to the others first
+            check_null(self.keyset, self.delta_0, self.alpha, self.innocents)
             self.p0 = null_rate(self.keyset, self.delta_0, self.innocents)
         self.null_models = sorted(null_models(self.keyset, self.innocents))  # what p0 rests on
         if self.innocent_level is None:

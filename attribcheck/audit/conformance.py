@@ -18,6 +18,14 @@ The measure is one number per suspect, a median over all of its answers: one ima
 content does not move it. Untouched answers in the tiny worlds lie at 0.67-1.58 of the keys'
 sharpness (JPEG q50-90 and other samplers included); upscaled, round-tripped and cropped
 ones at 0.15-0.57 on the partial world (README: "Answers that were post-processed").
+
+The band has a top too, `MAX_SHARPNESS`: answers far sharper than the keys carry something
+the protocol does not produce (noise, a checkerboard added to hide a copy from the pixel
+metric, or a declared blur they never went through). A source's answers plus a +-0.5
+checkerboard sit at 6.5-10 of the keys'; seen through a declared step (the keys and the
+answers both through it), every model of both tiny worlds lies at 0.46-1.78 (jpeg:1 to
+jpeg:50, blur, crop, scale, round trips), while untouched answers read against keys seen
+through a blur:1, a crop:0.5 or a round trip they never went through lie at 3.6-26.
 """
 from __future__ import annotations
 
@@ -29,6 +37,9 @@ import numpy as np
 from attribcheck import images
 
 DEFAULT_MIN_SHARPNESS = 0.6
+# above this share of the keys' sharpness the answers depart too: honest answers of both tiny
+# worlds reach 1.78 (untouched 1.58), a +-0.2 checkerboard on the source's answers 3.1-4.7
+MAX_SHARPNESS = 2.0
 
 
 def sharpness(image: np.ndarray, height: int, width: int) -> float:
@@ -48,24 +59,39 @@ class Conformance:
     min_sharpness: float
     answer_size: tuple[int, int]  # the most common answer height, width
     key_size: tuple[int, int]
+    max_sharpness: float = MAX_SHARPNESS
+    declared: tuple[str, ...] = ()  # the suspect's declared steps, the keys were seen through them
 
     @property
     def departs(self) -> bool:
-        return self.sharpness < self.min_sharpness or self.answer_size != self.key_size
+        return not self.min_sharpness <= self.sharpness <= self.max_sharpness or self.answer_size != self.key_size
 
     def reason(self) -> str | None:
-        """Why no verdict is read from these answers against the untouched null, or None."""
+        """Why no verdict is read from these answers against this null, or None."""
         if not self.departs:
             return None
+        keys = f"the keys' seen through {'+'.join(self.declared)}" if self.declared else "the keys'"
         what = []
         if self.sharpness < self.min_sharpness:
-            what.append(f"blurrier than the protocol's (sharpness {self.sharpness:.2f} of the keys', under "
+            what.append(f"blurrier than the protocol's (sharpness {self.sharpness:.2f} of {keys}, under "
                         f"{self.min_sharpness:g})")
+        if self.sharpness > self.max_sharpness:
+            what.append(f"sharper than the protocol's (sharpness {self.sharpness:.2f} of {keys}, over "
+                        f"{self.max_sharpness:g}: noise or a pattern the protocol does not produce)")
         if self.answer_size != self.key_size:
-            what.append(f"{self.answer_size[0]}x{self.answer_size[1]}, not the keys' "
+            what.append(f"{self.answer_size[0]}x{self.answer_size[1]}, not {keys} "
                         f"{self.key_size[0]}x{self.key_size[1]}")
+        if self.declared:
+            return (f"the answers are {' and '.join(what)}: they did not go through the declared postprocess, "
+                    f"so the null measured through it does not apply")
         return (f"the answers are {' and '.join(what)}: the null was measured on untouched answers at the "
                 f"protocol's size; declare the suspect's postprocess to measure it through the same steps")
+
+
+def _measurable(answer) -> bool:
+    """An HxWx3 (or 4) finite image: the audit refuses the rest, and measures only these."""
+    a = np.asarray(answer)
+    return a.ndim == 3 and a.shape[-1] in (3, 4) and bool(np.all(np.isfinite(a)))
 
 
 def _measure(answer: np.ndarray, height: int, width: int) -> tuple[tuple[int, int], float]:
@@ -86,7 +112,7 @@ def conformance(answers: Sequence[np.ndarray], keys: Sequence[np.ndarray],
                 min_sharpness: float = DEFAULT_MIN_SHARPNESS) -> Conformance:
     """Conformance of a suspect's answers (any number, any order) to keys of one shape."""
     h, w = keys[0].shape[:2]
-    return _summary([_measure(a, h, w) for a in answers], keys, min_sharpness)
+    return _summary([_measure(a, h, w) for a in answers if _measurable(a)], keys, min_sharpness)
 
 
 class Watching:
@@ -105,10 +131,7 @@ class Watching:
 
     def generate(self, prompts, seeds):
         out = self.generator.generate(prompts, seeds)
-        for o in out:
-            a = np.asarray(o)
-            if a.ndim == 3 and a.shape[-1] in (3, 4) and np.all(np.isfinite(a)):  # the audit refuses the rest
-                self.seen.append(_measure(a, self.height, self.width))
+        self.seen.extend(_measure(o, self.height, self.width) for o in out if _measurable(o))
         return out
 
     def result(self, keys: Sequence[np.ndarray], min_sharpness: float = DEFAULT_MIN_SHARPNESS) -> Conformance | None:

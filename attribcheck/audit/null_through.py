@@ -21,6 +21,8 @@ from dataclasses import replace
 import numpy as np
 
 from attribcheck.audit import score
+from attribcheck.audit.auditor import hold_to_the_others, same_reference
+from attribcheck.audit.conformance import conformance
 from attribcheck.audit.postprocess import Postprocess
 from attribcheck.audit.reconstruct import _checked, distances_to
 from attribcheck.errors import InputError
@@ -28,8 +30,13 @@ from attribcheck.errors import InputError
 
 def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list[list[np.ndarray]]]:
     """Per innocent model: its answers (RGB, on each key's background) to every key caption
-    under every query seed, checked as a suspect's answers are, and refused when they
-    reproduce the keys as an attributed suspect would. Asked once per auditor."""
+    under every query seed, held to a suspect's standard, and refused (InputError naming it)
+    when they fail it: degenerate answers; answers that do not conform to the protocol (too
+    blurred, too sharp, another size: a copy of the source's answers under a checkerboard
+    reproduces no key untouched, and every key once a declared blur averages the checkerboard
+    away); answers that reproduce the keys as an attributed suspect would; or a model that is
+    one of the key set's selection references under another name (recognised by its
+    distances on the keys, which equal the stored ones). Asked once per auditor."""
     memo = auditor.__dict__.setdefault("_innocent_answers", {})
     from attribcheck.manifest import open_generator
 
@@ -42,9 +49,21 @@ def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list
         if spec.name not in memo:
             gen = open_generator(spec, ks.protocol, runtime, cache)
             flat = _checked(gen, prompts, qseeds, gen.generate(prompts, qseeds), targets)
+            fit = conformance(flat, ks.images, auditor.min_sharpness)
+            if fit.departs:
+                raise InputError(f"{spec.name}: its answers depart from the protocol (sharpness {fit.sharpness:.2f} of "
+                                 f"the keys', outside [{fit.min_sharpness:g}, {fit.max_sharpness:g}], or "
+                                 f"{fit.answer_size[0]}x{fit.answer_size[1]} for keys of {fit.key_size[0]}x"
+                                 f"{fit.key_size[1]}): an innocent's answers are held to the suspects' standard",
+                                 field="innocents")
             grid = [flat[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(ks))]
             # an "innocent" that reproduces the keys untouched is not one: checked once, here
             d = distances_to(grid, ks.images, auditor.distance).min(axis=1)
+            ref = same_reference(ks, d)
+            if ref is not None:
+                raise InputError(f"{spec.name} is the key set's selection reference {ref!r} (its distances on the "
+                                 f"keys are the stored ones): keys were chosen for it to miss, its rate is biased "
+                                 f"low and cannot bound the null", field="innocents")
             m = score.matches(d, auditor.delta_0)
             p = score.p_value(m, len(ks), auditor.p0)
             if p < auditor.alpha:
@@ -85,6 +104,10 @@ def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]
     delta_0 = min(carried_delta_0(auditor.delta_0, ks.images, post, auditor.distance), auditor.distance.upper)
     distances = {name: distances_to([[post(a) for a in outs] for outs in grid], targets, auditor.distance).min(axis=1)
                  for name, grid in answers.items()}
+    for name, d in distances.items():  # each held to the others through the same steps (auditor.py)
+        hold_to_the_others(f"{name} ({'+'.join(post.to_list())})", d,
+                           [v for n, v in distances.items() if n != name], delta_0, auditor.alpha,
+                           "the other innocents through the same steps", floor=auditor.p0)
     hits = sum(score.matches(d, delta_0) for d in distances.values())
     p0 = max(auditor.p0, score.p0_upper(hits, len(distances) * len(ks), len(ks)))
     level = max(score.conf(d, delta_0) for d in distances.values())

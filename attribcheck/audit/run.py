@@ -130,6 +130,7 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
     best-seed answer in `result.images`, for the evidence report (no further queries)."""
     result = SuspectResult(spec, role, fingerprint=_fingerprint(spec))
     try:
+        plain = auditor  # the undeclared reading's, which a declaration never makes more lenient
         if spec.postprocess:  # keys and null seen through the suspect's declared steps
             from attribcheck.audit.null_through import innocent_answers, through
             from attribcheck.audit.postprocess import Postprocess
@@ -149,7 +150,13 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             from attribcheck.evidence.capture import Recording
 
             generator = Recording(generator)
-        if early_stop:  # the same verdict from fewer queries (attribcheck.audit.early_stop)
+        declared = None
+        if spec.postprocess:  # read declared and untouched, in full (attribcheck.audit.declared)
+            from attribcheck.audit.declared import read_declared
+
+            declared = read_declared(plain, auditor, generator, spec.name, spec.postprocess)
+            result.verdict, auditor = declared.verdict, declared.auditor
+        elif early_stop:  # the same verdict from fewer queries (attribcheck.audit.early_stop)
             from attribcheck.audit.early_stop import audit_early
 
             from attribcheck.models import kinds
@@ -162,7 +169,8 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             from attribcheck.evidence.capture import best_images
 
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
-        result.conformance = watching.result(auditor.keyset.images, auditor.min_sharpness)
+        result.conformance = declared.conformance if declared else watching.result(auditor.keyset.images,
+                                                                                   auditor.min_sharpness)
         result.caption_info = keeping.result(auditor.distance, auditor.delta_0)
         if statistical is not None and not early_stop:  # it needs every key's full distance
             result.statistical = statistical_verdict(result, statistical)
