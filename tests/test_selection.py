@@ -166,7 +166,7 @@ def test_near_duplicate_keys_count_once():
     refs = {"base": np.array([0.4, 0.4, 0.4])}
     counts = {}
     keys = _filter(["a", "a~c1", "b"], captions, targets, r_source, refs, 0.15, 30, counts, get_distance("rms"))
-    assert [k.id for k in keys] == ["a~c1", "b"] and counts["near_duplicates"] == 1 and counts["passed"] == 2
+    assert [k.id for k in keys] == ["a~c1", "b"] and counts["not_independent"] == 1 and counts["passed"] == 2
     assert len(_filter(["a", "a~c1", "b"], captions, targets, r_source, refs, 0.15, 30, {})) == 3  # no distance: as before
 
 

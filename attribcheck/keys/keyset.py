@@ -33,6 +33,43 @@ def quantise(image: np.ndarray) -> np.ndarray:
     return (np.round(np.clip(image, 0, 1) * 255) / 255).astype(np.float32)
 
 
+# Keys are independent evidence (the binomial test counts them so): no two repeat a caption
+# (after collapsing whitespace and case) and no two images lie within half of delta_0 of each
+# other (delta_0 itself is where distinct pictures already meet at the innocent rate). Key
+# images larger than this side are compared at it, through the metric's own `side`: K = 100
+# keys at 512x512 are 4,950 pairs, seconds at this size, minutes at full size. For the RMS
+# metrics a box-shrunk pair is no farther apart than at full size, so this refuses more, never less.
+INDEPENDENCE_SIDE = 64
+
+
+def caption_form(caption: str) -> str:
+    """A caption as a query sees it: whitespace collapsed, case folded."""
+    return " ".join(caption.split()).casefold()
+
+
+def independence_metric(distance: dict, shape: tuple):
+    """The key set's metric as the independence check applies it to keys of `shape`."""
+    from dataclasses import replace
+
+    from attribcheck.metrics.distance import get_distance
+
+    metric = get_distance(distance)
+    if max(shape[:2]) > INDEPENDENCE_SIDE and (metric.side is None or metric.side > INDEPENDENCE_SIDE):
+        metric = replace(metric, side=INDEPENDENCE_SIDE)
+    return metric
+
+
+def dependence(later: "Key", earlier: "Key", metric, delta_0: float) -> str | None:
+    """Why `later` is not independent of `earlier` (one caption, or one picture), or None.
+    The metric reads `later` as an answer and `earlier` as the key, as an audit would."""
+    if caption_form(later.caption) == caption_form(earlier.caption):
+        return f"repeat one caption ({earlier.caption[:60]!r})"
+    d = metric(later.image, earlier.image)
+    if d < delta_0 / 2:
+        return f"lie {d:.4f} apart, within half of delta_0 ({delta_0 / 2:.4f}): one picture counted twice"
+    return None
+
+
 @dataclass
 class Key:
     id: str
@@ -126,8 +163,9 @@ class KeySet:
             h.update(np.round(k.image * 255).astype(np.uint8).tobytes())
         return h.hexdigest()
 
-    def validate(self, where: str | Path = "key set") -> "KeySet":
-        """The checks a key set passes at save and at load (beyond the file's schema)."""
+    def validate(self, where: str | Path = "key set", independence: bool = True) -> "KeySet":
+        """The checks a key set passes at save and at load (beyond the file's schema).
+        `independence=False`: all but the keys' independence (load checks it after the hash)."""
         if len(self.keys) < MIN_KEYS:
             raise InputError(f"{len(self.keys)} keys; a key set needs at least {MIN_KEYS} to support a "
                              f"verdict (select from more candidates, or relax the strategy's thresholds)",
@@ -149,12 +187,33 @@ class KeySet:
         shapes = {k.image.shape for k in self.keys}
         if len(shapes) != 1:
             raise InputError(f"key images differ in shape: {sorted(shapes)}", where, "keys")
+        if independence:
+            self._independent(where)
         roles = set(self.reference_roles)
         for i, k in enumerate(self.keys):
             if set(k.r_references) != roles:
                 raise InputError(f"references {sorted(k.r_references)} differ from reference_roles {sorted(roles)}",
                                  where, f"keys.{i}.r_references")
         return self
+
+    def _independent(self, where) -> None:
+        """Refuse two keys that are one piece of evidence (`dependence`), naming both."""
+        forms: dict[str, str] = {}
+        for k in self.keys:  # captions first: a dictionary, not K^2 comparisons
+            first = forms.setdefault(caption_form(k.caption), k.id)
+            if first != k.id:
+                raise InputError(f"keys {first!r} and {k.id!r} repeat one caption ({k.caption[:60]!r}): the binomial "
+                                 f"test counts keys as independent", where, "keys")
+        metric = independence_metric(self.distance, self.keys[0].image.shape)
+        small = [images.resize(k.image, INDEPENDENCE_SIDE) if max(k.image.shape[:2]) > INDEPENDENCE_SIDE else k.image
+                 for k in self.keys]  # shrunk once: the metric then compares them at that side
+        views = [Key(k.id, k.caption, x, k.r_source) for k, x in zip(self.keys, small)]
+        for j, later in enumerate(views):
+            for earlier in views[:j]:
+                why = dependence(later, earlier, metric, self.delta_0)
+                if why:
+                    raise InputError(f"keys {earlier.id!r} and {later.id!r} {why}: the binomial test counts keys as "
+                                     f"independent", where, "keys")
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -187,10 +246,11 @@ class KeySet:
                 raise InputError(f"cannot read {k.image}: {e}", path, f"keys.{i}.image") from e
             keys.append(Key(k.id, k.caption, image, k.r_source, dict(k.r_references)))
         ks = cls(keys, m.strategy, m.delta_0, m.distance, m.protocol, m.query_seeds, m.source,
-                 dict(m.reference_roles), m.candidates, m.selection).validate(path)
+                 dict(m.reference_roles), m.candidates, m.selection).validate(path, independence=False)
         if verify and ks.content_hash() != m.content_hash:
             raise IntegrityError("does not match the keys and their images: the key set was altered",
                                  path, "content_hash")
+        ks._independent(path)  # after the hash: an altered file is named as one first
         return ks
 
     def redacted(self) -> dict:

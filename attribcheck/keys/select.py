@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from attribcheck.keys.keyset import Key, KeySet, quantise
+from attribcheck.keys.keyset import Key, KeySet, dependence, independence_metric, quantise
 from attribcheck.keys.thresholds import Thresholds
 from attribcheck.metrics.distance import Distance, get_distance
 from attribcheck.models.generator import Generator, generate_grid
@@ -63,7 +63,11 @@ class SelectionContext:
         return out
 
     def keyset(self, keys: list[Key], strategy: str, candidates: int, selection: dict) -> KeySet:
-        """Measure the held-out calibration models on the chosen keys and package the set."""
+        """Measure the held-out calibration models on the chosen keys and package the set. Keys
+        that are not independent of an earlier one (KeySet.validate's rule, at the delta_0 the
+        set carries) are dropped here, whatever the strategy: selection never produces a key
+        set that validate refuses."""
+        keys = independent(keys, self.distance, selection["thresholds"]["delta_0"], selection.setdefault("counts", {}))
         for name, model in self.calibration.items():
             r = self.r(model, [k.caption for k in keys], [k.image for k in keys], f"calibration {name}")
             for key, value in zip(keys, r):
@@ -71,6 +75,24 @@ class SelectionContext:
         roles = {**{n: "selection" for n in self.references}, **{n: "calibration" for n in self.calibration}}
         return KeySet(keys, strategy, selection["thresholds"]["delta_0"], self.distance.to_dict(), self.protocol,
                       list(self.query_seeds), getattr(self.source, "name", "source"), roles, candidates, selection)
+
+
+def independent(keys: list[Key], distance: Distance, delta_0: float, counts: dict) -> list[Key]:
+    """The keys, in order, less each one that repeats an earlier kept key's caption or lies
+    within delta_0 / 2 of its image (keyset.dependence: a duplicated training image under
+    several captions, or one caption twice, is one piece of evidence, and the binomial test
+    counts keys as independent; half of delta_0, since delta_0 itself is where distinct
+    pictures already meet at the innocent rate). Counted as `not_independent`."""
+    if not keys:
+        return keys
+    metric = independence_metric(distance.to_dict(), keys[0].image.shape)
+    kept: list[Key] = []
+    for key in keys:
+        if any(dependence(key, other, metric, delta_0) for other in kept):
+            counts["not_independent"] = counts.get("not_independent", 0) + 1
+        else:
+            kept.append(key)
+    return kept
 
 
 def _pool_captions(pool) -> list[str]:
@@ -84,10 +106,8 @@ def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], del
     With `r_public` (each target's distance to the nearest public image), drop what lies
     within delta_0 of public data.
 
-    With `distance`, a key whose image lies within delta_0 / 2 of a better-ranked key's image
-    is dropped: a duplicated training image under several captions is one piece of evidence,
-    and the binomial test counts keys as independent. (Half of delta_0: delta_0 itself is
-    where distinct pictures already meet at the innocent rate.)"""
+    With `distance`, a key that is not independent of a better-ranked one (`independent`: its
+    caption repeated, or its image within delta_0 / 2) is dropped before the cut to k."""
     keys = []
     dropped = counts.setdefault("reproduced_by", {n: 0 for n in r_refs})
     for i in range(len(captions)):
@@ -104,14 +124,8 @@ def _filter(ids, captions, targets, r_source, r_refs: dict[str, np.ndarray], del
             continue
         keys.append(Key(ids[i], captions[i], targets[i], float(r_source[i]), refs))
     keys.sort(key=lambda key: -key.margin)
-    if distance is not None:
-        kept: list[Key] = []
-        for key in keys:
-            if all(distance(key.image, other.image) >= delta_0 / 2 for other in kept):
-                kept.append(key)
-            else:
-                counts["near_duplicates"] = counts.get("near_duplicates", 0) + 1
-        keys = kept
+    if distance is not None:  # before the cut to k: k independent keys, not k less their copies
+        keys = independent(keys, distance, delta_0, counts)
     counts["passed"] = len(keys)
     return keys[:k]
 
@@ -329,5 +343,7 @@ def describe(ks_or_selection) -> str:
     if c.get("near_duplicates"):  # Baseline 2 skips copies as it draws; the strategies rank first
         what = "pairs copying another training image" if s.get("distinct") else "near-duplicates of a better key"
         parts.append(f"{c['near_duplicates']} {what}")
+    if c.get("not_independent"):
+        parts.append(f"{c['not_independent']} repeating a better key's caption or picture (within delta_0 / 2)")
     parts.append(f"{c.get('passed', 0)} passed")
     return f"delta_0 = {t.get('delta_0', float('nan')):.4f} ({t.get('mode')}): " + "; ".join(parts)
