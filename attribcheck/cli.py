@@ -291,6 +291,8 @@ def _line(r) -> str:
         e = error_info(r.error)
         return f"{r.spec.name}: ERROR ({e['kind']}): {e['message']} [{what}]"
     text = f"{r.verdict.summary()} [{what}: {r.outcome}]"
+    if r.verdict.verdict == "clean":  # what the clean verdict rules out
+        text += f"\n  {r.verdict.rules_out()}"
     if r.statistical is not None:
         text += f"\n  {r.statistical.summary()}"
     return text

@@ -511,6 +511,14 @@ def pytest_terminal_summary(terminalreporter, config):
         if e.get("keyset") and e.get("p0") is not None:
             m = e.get("min_conf_attributable")
             bar = f"attributed from conf >= {m:.3f}" if m is not None else "no conf can be attributed"
+            clean = [s for s in e.get("suspects", []) if (s.get("instance") or {}).get("verdict") == "clean"
+                     and s["instance"].get("r_min") is not None]
+            if clean:  # what each clean verdict rules out: its rate's upper bound lies below r_min
+                from attribcheck.audit.score import RATE_CONFIDENCE
+
+                bar += (f"; clean rules out an infringer inheriting r_min = {clean[0]['instance']['r_min']:g} of the "
+                        f"keys ({RATE_CONFIDENCE:.0%} bound on each clean suspect's rate: "
+                        + ", ".join(f"{s['name']} {s['instance']['rate_bound']:.3f}" for s in clean) + ")")
             console.print(Text(f"{e['name']}: K={e['keyset']['k']}, delta_0={e['keyset']['delta_0']:.4f}, "
                                f"p0={e['p0']:.3f} from {len(e.get('p0_models', []))} innocent models, "
                                f"alpha={e.get('alpha')}: {bar}"))

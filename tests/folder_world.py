@@ -75,7 +75,12 @@ def world(tmp_path_factory) -> dict[str, Path]:
 
 
 def manifest_text(world, name: str, suspects: dict[str, str], source: str = "source", **audit) -> str:
-    """suspects: world folder name -> expectation. Paths are absolute literal TOML strings."""
+    """suspects: world folder name -> expectation. Paths are absolute literal TOML strings.
+
+    r_min = 0.15 unless given: 20 keys rule out no less than 14% of them at 95%, so under the
+    default (0.1) nothing here could be clean (tests/test_clean_rule.py holds the default); a
+    value of None leaves the key out."""
+    audit = {k: v for k, v in {"r_min": 0.15, **audit}.items() if v is not None}
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in audit.items())
     lines = [f"[audit]\nname = '{name}'\nsource = '{world[source].as_posix()}'\n"
              f"keys = '{world['keys'].as_posix()}'\nsource_kind = 'folder'\n{extra}"]

@@ -21,9 +21,11 @@ def test_levels_come_from_held_out_references_only():
 
 
 def test_three_verdicts_on_recorded_distances():
-    auditor = Auditor(keyset(cal_hits=2))  # innocent level 0.1
+    # 20 keys rule out no less than 14% of them: the default r_min (0.1) clears nobody here
     d = lambda m: np.r_[np.full(m, 0.05), np.full(20 - m, 0.4)]  # noqa: E731
-    assert auditor.score("s", d(2)).verdict == "clean"
+    assert Auditor(keyset(cal_hits=2)).score("s", d(0)).verdict == "inconclusive"
+    auditor = Auditor(keyset(cal_hits=2), r_min=0.3)  # innocent level 0.1
+    assert auditor.score("s", d(2)).verdict == "clean"  # 2 of 20: its rate's 95% bound is 0.28 < 0.3
     assert auditor.score("s", d(4)).verdict == "inconclusive"
     assert auditor.score("s", d(15)).verdict == "attributed"
     v = auditor.score("s", d(15))

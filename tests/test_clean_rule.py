@@ -112,7 +112,7 @@ def test_manifest_r_min(tmp_path, world):
     p = tmp_path / "m.toml"
     p.write_text(manifest_text(world, "m", {}, r_min=0.2))
     assert Manifest.load(p).r_min == 0.2
-    p.write_text(manifest_text(world, "m", {}))
+    p.write_text(manifest_text(world, "m", {}, r_min=None))
     assert Manifest.load(p).r_min == DEFAULT_R_MIN
     for bad in (0, 1.5, "x"):
         p.write_text(manifest_text(world, "m", {}, r_min=bad))
@@ -231,3 +231,17 @@ def test_a_fixed_answer_per_caption_is_information(info_world):
     # they carry information about it (this is no blob); the bound decides, not the departure
     r = _audit(info_world, "fixed-noise", "innocent")
     assert not r.caption_info.departs and r.verdict.departure is None
+
+
+def test_the_audit_line_and_report_say_what_clean_rules_out(tmp_path, world, capsys):
+    from attribcheck.cli import main
+
+    m = tmp_path / "m.toml"
+    m.write_text(manifest_text(world, "digits", {"innocent": "innocent"}))  # r_min 0.15: 20 keys
+    assert main(["audit", "--manifest", str(m), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "rules out, at 95% confidence, an infringer inheriting 15% of the keys" in out
+    rows = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())["audits"][0]["suspects"]}
+    v = rows["innocent"]["instance"]
+    assert v["verdict"] == CLEAN and v["rate_bound"] < v["r_min"] == 0.15 and v["source_rate"] == 1.0
+    assert v["caption_info"]["p_value"] < 0.01 and "This rules out an infringer inheriting 15%" in headline(v)

@@ -58,7 +58,7 @@ def check_against_the_full_audit(chunk) -> int:
     """60 suspects across the range, early-stopped and full: the checks; returns queries saved."""
     rng = np.random.default_rng(0)
     ks = keyset(rng)
-    auditor = Auditor(ks, alpha=0.01)
+    auditor = Auditor(ks, alpha=0.01, r_min=0.3)  # 24 keys: the default r_min clears nobody (test_clean_rule.py)
     seen, saved = set(), 0
     for d in suspects(rng, 60):
         full_gen, early_gen = Offsets(ks, d), Offsets(ks, d)
@@ -106,7 +106,7 @@ def test_key_by_key_saves_more_than_whole_rounds():
 
 def test_settled_only_when_every_final_count_agrees():
     rng = np.random.default_rng(1)
-    auditor = Auditor(keyset(rng), alpha=0.01)
+    auditor = Auditor(keyset(rng), alpha=0.01, r_min=0.3)
     verdicts = [verdict_at(auditor, m, K) for m in range(K + 1)]
     assert verdicts[0] == "clean" and verdicts[-1] == "attributed"
     for m in range(K + 1):

@@ -99,6 +99,7 @@ name = "api"
 source = '{world['source'].as_posix()}'
 source_kind = "folder"
 keys = '{world['keys'].as_posix()}'
+r_min = 0.15  # 20 keys (tests/folder_world.py)
 
 [[suspects]]
 name = "infringer-folder"

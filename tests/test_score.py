@@ -43,6 +43,28 @@ def test_p0_upper_is_a_conservative_bound(trials, k, data):
 
 
 def test_verdict_three_states():
-    assert decide(conf=0.5, p_value=1e-4, alpha=0.01, innocent_level=0.05) == ATTRIBUTED
-    assert decide(conf=0.0, p_value=1.0, alpha=0.01, innocent_level=0.05) == CLEAN
-    assert decide(conf=0.1, p_value=0.05, alpha=0.01, innocent_level=0.05) == INCONCLUSIVE
+    rule = dict(alpha=0.01, innocent_level=0.05, r_min=0.1)
+    assert decide(conf=0.5, p_value=1e-4, rate_bound=0.9, **rule) == ATTRIBUTED
+    assert decide(conf=0.0, p_value=1.0, rate_bound=0.095, **rule) == CLEAN
+    assert decide(conf=0.1, p_value=0.05, rate_bound=0.3, **rule) == INCONCLUSIVE
+    assert decide(conf=0.0, p_value=1.0, rate_bound=0.22, **rule) == INCONCLUSIVE  # 12 keys rule out too little
+
+
+@given(st.integers(1, 200), st.data())
+def test_rate_upper_is_a_monotone_bound(k, data):
+    m = data.draw(st.integers(0, k))
+    ub = score.rate_upper(m, k)
+    assert m / k <= ub <= 1.0
+    if m < k:
+        assert score.rate_upper(m + 1, k) >= ub and score.rate_upper(m, k, 0.99) >= ub
+    # the bound is one-sided at 95%: a true rate at the bound shows m or fewer matches 5% of the time
+    if 0 < ub < 1:
+        assert float(np.sum([math.comb(k, i) * ub ** i * (1 - ub) ** (k - i) for i in range(m + 1)])) == \
+            pytest.approx(1 - score.RATE_CONFIDENCE, abs=1e-6)
+
+
+def test_inheritance_is_relative_to_what_the_source_reproduces():
+    assert score.inheritance_upper(0, 30, 1.0) == pytest.approx(0.0950, abs=1e-4)
+    assert score.inheritance_upper(0, 30, 0.5) == pytest.approx(2 * score.rate_upper(0, 30))
+    assert score.inheritance_upper(0, 30, 0.0) == 1.0 and score.inheritance_upper(30, 30, 0.5) == 1.0
+    assert score.source_rate([0.05, 0.4, 0.1, 0.3], 0.15) == 0.5

@@ -65,7 +65,7 @@ def test_again(attrib_suspect, attrib_verdict):
 
 def toy_manifest(world, kind: str = "toy") -> str:
     lines = [f"[audit]\nname = 'toys'\nsource = '{world['source'].as_posix()}'\nsource_kind = 'folder'\n"
-             f"keys = '{world['keys'].as_posix()}'\n"]
+             f"keys = '{world['keys'].as_posix()}'\nr_min = 0.15\n"]  # 20 keys (tests/folder_world.py)
     for s, expect in (("infringer", "infringing"), ("innocent", "innocent"), ("partial", "innocent")):
         lines.append(f"[[suspects]]\nname = '{s}'\npath = '{world[s].as_posix()}'\nexpect = '{expect}'\n"
                      f"kind = '{kind}'\n")

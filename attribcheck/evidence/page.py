@@ -146,7 +146,7 @@ def headline(v: dict) -> str:
     if v["verdict"] == "clean":
         return (f"Reproduces {m} of {k} keys: no more than held-out innocent models do (up to {innocent} of {k}). "
                 f"This rules out {rate} ({RATE_CONFIDENCE:.0%} upper bound on its rate: {_num(bound, '.3f')}).")
-    if v["conf"] <= v["innocent_level"]:
+    if m / k <= v["innocent_level"]:
         return (f"Reproduces {m} of {k} keys, no more than held-out innocent models do (up to {innocent} of {k}), "
                 f"but {k} keys cannot rule out {rate} ({RATE_CONFIDENCE:.0%} upper bound on its rate: {_num(bound, '.3f')}). "
                 f"Neither an accusation nor a clearance is supported.")
