@@ -16,9 +16,10 @@ Two measures, on a bounded sample of answers (the first MAX_CAPTIONS key caption
   pair of kept answers (thumbnails, RMS), `auc` is the chance that a pair of different
   captions lies further apart than a pair of one caption (0.5: the caption changes nothing),
   and `p_value` a label-permutation test of the same. Answers depart when p_value >= MAX_P or
-  auc < MIN_AUC. Pure noise sits at 0.5, as does one image for every caption; on the tiny
-  worlds, every genuine model (innocents, infringers, sources) lies at 0.8 or more
-  (README, "Answers that ignore their captions").
+  auc < MIN_AUC. Measured on 24 captions x 4 seeds: every genuine model of the tiny worlds
+  (sources, infringers, innocents, served through a declared postprocess or not) at auc
+  0.62-0.95 (emoji world 0.66-0.91, partial world 0.62-0.95), all at p = 0.002, the test's
+  floor; one image for every caption at 0.48 (p = 0.79), noise at 0.49 (p = 0.85).
 When the keys themselves lie within delta_0 of each other, alike answers say nothing and
 neither measure departs. Pure numbers: `caption_info` gets the distances; `Keeping` wraps a
 generator and keeps the sample (small thumbnails, and one 8-bit answer per caption at the
