@@ -58,7 +58,7 @@ class Verdict:
         return f"of the keys the source reproduces ({round(self.source_rate * self.k)} of {self.k})"
 
     def rules_out(self) -> str:
-        """What a clean verdict rules out (any verdict: what it would have to)."""
+        """What a clean verdict rules out."""
         return (f"it rules out, at {RATE_CONFIDENCE:.0%} confidence, an infringer inheriting {self.r_min:.0%} "
                 f"{self._of_keys()} (its rate's upper bound {self.rate_bound:.3f} < r_min {self.r_min:g})")
 
@@ -98,7 +98,9 @@ def decide(conf: float, p_value: float, alpha: float, innocent_level: float | No
 
     Why relative to the source: an infringer inherits only what the source reproduces. On the
     partial world's random keys the source reproduces 15 of 30, so a suspect at 0 of 30
-    inherited 0 of 15, which bounds its inheritance at 0.19, not at 0 of 30's 0.095."""
+    inherited 0 of 15, which bounds its inheritance at 0.19, not at 0 of 30's 0.095. A rule on the
+    key set's power alone would have cleared it (30 keys attribute a 20% inheritor 57% of the
+    time): the bound is on this suspect's own rate, so a clean verdict is one it earned."""
     if p_value < alpha:
         return ATTRIBUTED
     if innocent_level is not None and conf <= innocent_level and rate_bound < r_min:
