@@ -98,9 +98,10 @@ def decide(conf: float, p_value: float, alpha: float, innocent_level: float | No
 
     Why relative to the source: an infringer inherits only what the source reproduces. On the
     partial world's random keys the source reproduces 15 of 30, so a suspect at 0 of 30
-    inherited 0 of 15, which bounds its inheritance at 0.19, not at 0 of 30's 0.095. A rule on the
-    key set's power alone would have cleared it (30 keys attribute a 20% inheritor 57% of the
-    time): the bound is on this suspect's own rate, so a clean verdict is one it earned."""
+    inherited 0 of 15, which bounds its inheritance at 0.19, not at 0 of 30's 0.095. Why a bound on
+    the suspect's own rate rather than the key set's power at r_min: the bound is what this
+    suspect's matches show, it is reported with every verdict, and it needs no second level
+    (power 0.8? 0.95?) beside RATE_CONFIDENCE."""
     if p_value < alpha:
         return ATTRIBUTED
     if innocent_level is not None and conf <= innocent_level and rate_bound < r_min:
