@@ -21,7 +21,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-OUT=${OUT:-$(mktemp -d)}
+OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
 export ATTRIBCHECK_CACHE=${ATTRIBCHECK_CACHE:-$OUT/../attribcheck-cache}  # the pipelines: not sent back
 if [ -n "${REALSIZE_SMOKE:-}" ]; then
   args=(--preset tiny --size 32 --keys 2 --seeds 1 --steps 2 --device cpu --dtype float32 --no-pixels)
