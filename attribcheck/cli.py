@@ -264,6 +264,15 @@ def _keys_collect(args) -> int:
     return EXIT_OK
 
 
+def _keys_prune(args) -> int:
+    from attribcheck.keys.prune import prune
+
+    dropped = prune(args.keys)
+    _say(args, f"dropped {len(dropped)} dependent key(s): {', '.join(dropped)}; re-pin manifests that use "
+               f"{args.keys}" if dropped else f"{args.keys}: every key is independent; nothing to do")
+    return EXIT_OK
+
+
 def _keys_power(args) -> int:
     from attribcheck.audit.auditor import Auditor
     from attribcheck.keys.keyset import KeySet
@@ -428,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     kp.add_argument("--keys", required=True, help="key set folder")
     kp.add_argument("--alpha", type=float, default=0.01)
     kp.set_defaults(func=_keys_power)
+
+    kr = keys.add_parser("prune", help="drop keys that are not independent (a repeated caption, an image within "
+                         "delta_0/2 of a better key's) and refit the discriminator without them",
+                         formatter_class=fmt, parents=[common])
+    kr.add_argument("--keys", required=True, help="key set folder (rewritten in place)")
+    kr.set_defaults(func=_keys_prune)
 
     au = sub.add_parser("audit", help="audit the suspects of a manifest (a CI gate: see the exit codes)",
                         formatter_class=fmt, parents=[common])

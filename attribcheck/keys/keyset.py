@@ -227,7 +227,8 @@ class KeySet:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, verify: bool = True) -> "KeySet":
+    def load(cls, folder: str | Path, verify: bool = True, independence: bool = True) -> "KeySet":
+        """`independence=False` only for `attribcheck keys prune`, which repairs exactly that."""
         folder = Path(folder)
         path = folder / FILENAME
         raw = read_json_object(path, f"no {FILENAME}: not a key set folder")
@@ -250,7 +251,8 @@ class KeySet:
         if verify and ks.content_hash() != m.content_hash:
             raise IntegrityError("does not match the keys and their images: the key set was altered",
                                  path, "content_hash")
-        ks._independent(path)  # after the hash: an altered file is named as one first
+        if independence:
+            ks._independent(path)  # after the hash: an altered file is named as one first
         return ks
 
     def redacted(self) -> dict:
