@@ -131,13 +131,10 @@ class Report(_Model):
     audits: list[AuditEntry]
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from attribcheck.outputs import write_atomic
+
         text = json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(path)  # a reader never sees half a report
-        return path
+        return write_atomic(path, text + "\n", "--json")  # a reader never sees half a report
 
 
 def libraries() -> dict[str, str]:
