@@ -13,16 +13,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from attribcheck import images
 from attribcheck.assertions import AttributionWarning, assert_expected, assert_source_reproduces
 from attribcheck.audit.verdict import Verdict
-from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.errors import InputError
 from attribcheck.manifest import Manifest
-from attribcheck.metrics.distance import get_distance
 
 pytest_plugins = ["pytester"]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribcheck.audit.auditor import Auditor
 from attribcheck.audit.verdict import ATTRIBUTED, CLEAN
 from attribcheck.keys.keyset import KeySet
 from attribcheck.lab.world.config import WorldConfig
