@@ -31,11 +31,12 @@ import json
 import os
 import stat
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from attribcheck.outputs import replace_atomically
 
 ENV = "ATTRIBCHECK_CACHE"
 SUBDIR = "generations"
@@ -153,17 +154,7 @@ class GenerationCache:
         payload = _HEADER.pack(len(header)) + header + buf.getvalue()
         target = self.path(key)
         self._private(target.parent)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(hashlib.sha256(payload).digest() + payload)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        replace_atomically(target, hashlib.sha256(payload).digest() + payload)
 
     def info(self) -> CacheInfo:
         n = size = 0

@@ -67,7 +67,13 @@ def check_folder(path: str | Path, what: str = "output folder", index: str | Non
 def write_atomic(path: str | Path, data: str | bytes, what: str = "output") -> Path:
     """Write `data` to `path` whole or not at all, through an exclusively created temporary file."""
     path = check_file(path, what)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    replace_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def replace_atomically(path: Path, payload: bytes) -> None:
+    """The write itself, for callers that checked `path` already (the generation cache, whose
+    folders it owns): a temporary file created exclusively beside it, renamed over it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -79,4 +85,3 @@ def write_atomic(path: str | Path, data: str | bytes, what: str = "output") -> P
         except OSError:
             pass
         raise
-    return path
