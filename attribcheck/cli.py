@@ -239,7 +239,7 @@ def _keys_collect(args) -> int:
     --postprocess, each answer passed through the steps first, as a service would serve it."""
     from attribcheck.audit.postprocess import Postprocess
     from attribcheck.keys.keyset import KeySet
-    from attribcheck.manifest import SuspectSpec, open_generator
+    from attribcheck.models.spec import SuspectSpec, open_generator
     from attribcheck.models.folder_generator import collect
 
     try:

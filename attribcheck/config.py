@@ -37,7 +37,9 @@ class JsonConfig:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        from attribcheck.outputs import write_atomic
+
+        write_atomic(path, self.to_json() + "\n", "config")
 
     @classmethod
     def load(cls: type[T], path: str | Path) -> T:

@@ -55,27 +55,3 @@ def from_validation(err, where: str | Path | None) -> InputError:
         msg = "unknown key (a typo?)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return InputError(msg + more, where, loc or None)
-
-
-def read_json_object(path: Path, missing: str = "no such file") -> dict:
-    """A JSON object from an untrusted file, or an InputError naming the file: a regular file
-    (never a FIFO or a device) of bounded size, nested no deeper than the parser's stack."""
-    import json
-
-    from attribcheck.safe_files import read_text_bounded
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(missing, path)
-    text = read_text_bounded(path)
-    try:
-        data = json.loads(text)  # NaN and 1e999 parse: each schema names the field that holds one
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e})", path) from e
-    except RecursionError:  # thousands of nested brackets: the parser's stack, not a traceback
-        raise InputError("not valid JSON (nested too deep)", path) from None
-    except ValueError as e:  # an integer of 5,000 digits
-        raise InputError(f"not valid JSON ({str(e).splitlines()[0][:120]})", path) from None
-    if not isinstance(data, dict):
-        raise InputError("not a JSON object", path)
-    return data

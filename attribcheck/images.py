@@ -180,5 +180,19 @@ def load(path: str | Path, keep_alpha: bool = False, max_pixels: int | None = No
                   max_pixels=max_pixels or MAX_PIXELS, max_side=max_side)
 
 
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
 def save(image: np.ndarray, path: str | Path) -> None:
-    to_pil(image).save(path)
+    """Encode by the file's suffix and write through attribcheck.outputs (atomic, never through a link)."""
+    import io
+
+    from attribcheck.outputs import write_atomic
+
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"cannot save an image as {path.suffix!r}; use one of {sorted(SAVE_FORMATS)}", path)
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format=fmt)
+    write_atomic(path, buf.getvalue(), "image")

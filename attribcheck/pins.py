@@ -25,7 +25,6 @@ from pathlib import Path
 from attribcheck.errors import AttribcheckError, InputError, IntegrityError
 
 PREFIX = "sha256:"
-PIN = r"^sha256:[0-9a-f]{64}$"
 SHOWN = 12  # hex digits of a hash an error shows
 MARKER = ("# [pins]: written by `attribcheck pin`; a pinned manifest refuses any artifact whose "
           "content hash differs")

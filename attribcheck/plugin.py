@@ -399,7 +399,7 @@ def _audit_all(request, session) -> None:
     deferred = []
     for spec, role in reversed(session.specs()):
         if cache is not None and not session.audited(spec, role):
-            from attribcheck.manifest import open_generator
+            from attribcheck.models.spec import open_generator
 
             try:
                 gen = open_generator(spec, session.auditor.keyset.protocol, session.options.runtime, cache)

@@ -107,3 +107,26 @@ def check_tree(folder: str | Path, where: str | Path | None = None) -> None:
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
                 raise IntegrityError(f"{p.relative_to(folder)} is {_kind(st.st_mode)}, not a regular file",
                                      where or folder)
+
+
+def read_json_object(path: Path, missing: str = "no such file") -> dict:
+    """A JSON object from an untrusted file, or an InputError naming the file: a regular file
+    (never a FIFO or a device) of bounded size, nested no deeper than the parser's stack."""
+    import json
+
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(missing, path)
+    text = read_text_bounded(path)
+    try:
+        data = json.loads(text)  # NaN and 1e999 parse: each schema names the field that holds one
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid JSON ({e})", path) from e
+    except RecursionError:  # thousands of nested brackets: the parser's stack, not a traceback
+        raise InputError("not valid JSON (nested too deep)", path) from None
+    except ValueError as e:  # an integer of 5,000 digits
+        raise InputError(f"not valid JSON ({str(e).splitlines()[0][:120]})", path) from None
+    if not isinstance(data, dict):
+        raise InputError("not a JSON object", path)
+    return data

@@ -14,7 +14,8 @@ from typing import Callable
 
 from attribcheck.audit.run import SuspectResult, audit_entry, audit_suspect, auditor_for, statistical_for
 from attribcheck.errors import AttribcheckError
-from attribcheck.manifest import Manifest, SuspectSpec
+from attribcheck.manifest import Manifest
+from attribcheck.models.spec import SuspectSpec
 from attribcheck.models.protocol import Runtime
 
 logger = logging.getLogger(__name__)

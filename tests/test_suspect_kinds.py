@@ -95,8 +95,10 @@ def test_a_registered_kind_is_audited_and_reported_like_a_built_in(world, toy, t
     assert rows["innocent"]["instance"]["verdict"] == "clean"
     assert rows["partial"]["instance"]["verdict"] == "inconclusive"
     assert len(toy.read_text().splitlines()) == 3
-    assert main(args) == 0  # cached: the user's generator is not even opened again
-    assert len(toy.read_text().splitlines()) == 3
+    # cached: the generators are not opened again, except the attributed one, whose matched
+    # answers are regenerated without the cache (an accusation never rests on the cache alone)
+    assert main(args) == 0
+    assert [line.split()[1] for line in toy.read_text().splitlines()[3:]] == ["infringer"]
 
 
 def test_manifest_kind_must_be_registered(world, toy, tmp_path):
@@ -144,20 +146,24 @@ def test_plugin_table_json_and_cache_under_xdist(pytester, world, tmp_path, monk
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--attrib-cache-dir", str(cache),
                                       "--attrib-json", "r.json")
     r.assert_outcomes(passed=6, warnings=r.parseoutcomes().get("warnings", 0))
-    opened = [line.split() for line in log.read_text().splitlines()]
-    assert sorted(name for _, name in opened) == ["infringer", "innocent", "partial"]  # once each
+    opened = [name for _, name in (line.split() for line in log.read_text().splitlines())]
+    # each computed once; a worker that reads the infringer's answers from the cache confirms
+    # the accusation without it, so the infringer may open a second time
+    assert sorted(set(opened)) == ["infringer", "innocent", "partial"]
+    assert opened.count("innocent") == opened.count("partial") == 1 and opened.count("infringer") <= 2
+    before = len(opened)
     table = r.stdout.str()
     assert "toys::infringer" in table and "attributed" in table
     rows = {s["name"]: s for s in json.loads(pytester.path.joinpath("r.json").read_text())["audits"][0]["suspects"]}
     assert rows["innocent"]["kind"] == "toy" and rows["innocent"]["instance"]["verdict"] == "clean"
-    # warm: nothing opened; --attrib-no-cache: opened again, nothing written
+    # warm: only the accusation is confirmed; --attrib-no-cache: opened again, nothing written
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--attrib-cache-dir", str(cache))
     r.assert_outcomes(passed=6, warnings=r.parseoutcomes().get("warnings", 0))
-    assert len(log.read_text().splitlines()) == 3
+    assert [line.split()[1] for line in log.read_text().splitlines()[before:]] == ["infringer"]
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--attrib-no-cache",
                                       "--attrib-cache-dir", str(tmp_path / "unused"))
     r.assert_outcomes(passed=6, warnings=r.parseoutcomes().get("warnings", 0))
-    assert len(log.read_text().splitlines()) == 6 and not (tmp_path / "unused").exists()
+    assert len(log.read_text().splitlines()) == before + 4 and not (tmp_path / "unused").exists()
 
 
 def test_entry_point_group_registers_a_package_kind(world, tmp_path):

@@ -38,7 +38,7 @@ def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list
     one of the key set's selection references under another name (recognised by its
     distances on the keys, which equal the stored ones). Asked once per auditor."""
     memo = auditor.__dict__.setdefault("_innocent_answers", {})
-    from attribcheck.manifest import open_generator
+    from attribcheck.models.spec import open_generator
 
     ks = auditor.keyset
     seeds = [int(s) for s in ks.query_seeds]

@@ -9,7 +9,8 @@ from attribcheck.audit.auditor import Auditor
 from attribcheck.audit.verdict import Verdict, outcome
 from attribcheck.errors import AttribcheckError
 from attribcheck.keys.keyset import KeySet
-from attribcheck.manifest import Manifest, SuspectSpec, open_generator
+from attribcheck.manifest import Manifest
+from attribcheck.models.spec import SuspectSpec, open_generator
 from attribcheck.models.protocol import Runtime
 
 
@@ -147,7 +148,7 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
 
         generator = keeping = Keeping(generator, dict(zip(auditor.keyset.captions, auditor.keyset.images)))
         if keep_images:
-            from attribcheck.evidence.capture import Recording
+            from attribcheck.audit.recording import Recording
 
             generator = Recording(generator)
         declared = None
@@ -166,7 +167,7 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
         else:
             result.verdict = auditor.audit(generator, spec.name)
         if keep_images:
-            from attribcheck.evidence.capture import best_images
+            from attribcheck.audit.recording import best_images
 
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
         result.conformance = declared.conformance if declared else watching.result(auditor.keyset.images,

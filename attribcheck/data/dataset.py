@@ -93,13 +93,18 @@ class CaptionDataset:
         for s in self.samples:
             _img.save(s.image, folder / f"{s.id}.png")
             rows.append({"file": f"{s.id}.png", "caption": s.caption, "id": s.id})
+        from attribcheck.outputs import write_atomic
+
         if fmt == "jsonl":
-            (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            write_atomic(folder / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows), "dataset")
         else:
-            with open(folder / "manifest.csv", "w", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=["file", "caption", "id"])
-                w.writeheader()
-                w.writerows(rows)
+            import io
+
+            buf = io.StringIO(newline="")
+            w = csv.DictWriter(buf, fieldnames=["file", "caption", "id"])
+            w.writeheader()
+            w.writerows(rows)
+            write_atomic(folder / "manifest.csv", buf.getvalue(), "dataset")
         return folder
 
     @classmethod

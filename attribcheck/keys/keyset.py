@@ -18,7 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from attribcheck import images
-from attribcheck.errors import InputError, IntegrityError, from_validation, read_json_object
+from attribcheck.errors import InputError, IntegrityError, from_validation
+from attribcheck.safe_files import read_json_object
 from attribcheck.models.protocol import QueryProtocol
 
 FORMAT_VERSION = 2  # 2: `protocol` without device or batch size (they never change an image)
@@ -223,7 +224,9 @@ class KeySet:
         manifest["content_hash"] = self.content_hash()
         for i, k in enumerate(self.keys):
             images.save(k.image, folder / f"images/{i:04d}.png")
-        (folder / FILENAME).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+        from attribcheck.outputs import write_atomic
+
+        write_atomic(folder / FILENAME, json.dumps(manifest, indent=2, allow_nan=False) + "\n", FILENAME)
         return folder
 
     @classmethod

@@ -112,7 +112,7 @@ def count(library: str, class_name: str, config: dict, where: Path) -> int:
 def check_folder(folder: str | Path, max_params: int | None = None, libraries=("diffusers", "transformers")) -> int:
     """The parameters of the pipeline in `folder` (model_index.json and each component's
     config.json), or an InputError naming the config and field that breaks the budget."""
-    from attribcheck.errors import read_json_object
+    from attribcheck.safe_files import read_json_object
 
     folder = Path(folder)
     budget = limit(max_params)

@@ -5,7 +5,7 @@ which, behind the generation cache, is only on a miss.
 """
 from __future__ import annotations
 
-from attribcheck.models.kinds import SuspectKind
+from attribcheck.models.kind import SuspectKind
 
 
 def _fp(path) -> str | None:

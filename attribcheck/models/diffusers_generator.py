@@ -6,10 +6,10 @@ from typing import Sequence
 
 import numpy as np
 
-from attribcheck.errors import InputError, IntegrityError, read_json_object
+from attribcheck.errors import InputError, IntegrityError
 from attribcheck.models import budget
 from attribcheck.models.protocol import QueryProtocol, Runtime
-from attribcheck.safe_files import check_tree, regular_file
+from attribcheck.safe_files import check_tree, read_json_object, regular_file
 
 
 def quiet() -> None:

@@ -113,9 +113,12 @@ def collect(generator, prompts: Sequence[str], seeds: Sequence[int], folder: str
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     imgs = generator.generate(list(prompts), list(seeds))
-    with open(folder / MANIFEST, "w") as f:
-        for i, (p, s, im) in enumerate(zip(prompts, seeds, imgs)):
-            name = f"{i:05d}.png"
-            images.save(im, folder / name)
-            f.write(json.dumps({"prompt": p, "seed": int(s), "file": name}, allow_nan=False) + "\n")
+    rows = []
+    for i, (p, s, im) in enumerate(zip(prompts, seeds, imgs)):
+        name = f"{i:05d}.png"
+        images.save(im, folder / name)
+        rows.append(json.dumps({"prompt": p, "seed": int(s), "file": name}, allow_nan=False) + "\n")
+    from attribcheck.outputs import write_atomic
+
+    write_atomic(folder / MANIFEST, "".join(rows), MANIFEST)  # last: a folder with a manifest is whole
     return folder

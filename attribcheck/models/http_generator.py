@@ -308,13 +308,15 @@ class HttpGenerator:
         rid = hashlib.sha256(json.dumps([prompt, int(seed)]).encode()).hexdigest()[:16]
         # never overwritten: a later run's answers sit beside the earlier ones
         stem = self.evidence / f"{self._started}-{self._n:05d}-{rid}"
-        stem.with_suffix(".body").write_bytes(body)
+        from attribcheck.outputs import write_atomic
+
+        write_atomic(stem.with_suffix(".body"), body, "evidence")
         safe_headers = {k: v for k, v in headers.items() if k.lower() not in ("set-cookie",)}
-        stem.with_suffix(".json").write_text(json.dumps({
+        write_atomic(stem.with_suffix(".json"), json.dumps({
             "prompt": prompt, "seed": int(seed), "url": req.full_url, "method": req.get_method(),
             "request_body": (req.data or b"").decode(), "status": status, "headers": safe_headers,
             "body_sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
-            "received": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")
+            "received": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n", "evidence")
 
     def _image(self, headers: dict, body: bytes) -> np.ndarray:
         ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "").split(";")[0].strip().lower()

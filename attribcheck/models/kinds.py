@@ -20,26 +20,9 @@ queried directly every time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from attribcheck.models.kind import SuspectKind  # re-exported: kinds.SuspectKind is the public name
 
 GROUP = "attribcheck.suspect_kinds"
-
-
-@dataclass(frozen=True)
-class SuspectKind:
-    name: str
-    # open(spec, protocol, runtime) -> a Generator (attribcheck.models.generator)
-    open: Callable[..., Any]
-    # identity(spec) -> a JSON-able dict of what decides the images; None: never cached
-    identity: Optional[Callable[..., dict]] = None
-    # a pydantic model validating the suspect's `options` table (None: the kind takes none)
-    options: Optional[type] = None
-    needs_path: bool = True  # whether `path` must name an existing file or folder
-    # whether answers come in batches (a model) or one request each (an API): early stopping
-    # asks an unbatched kind key by key, so it can stop within a round
-    batched: bool = True
-    description: str = ""
 
 
 _KINDS: dict[str, SuspectKind] = {}

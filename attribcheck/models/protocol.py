@@ -55,9 +55,9 @@ class QueryProtocol(BaseModel):
         return cls.model_validate(data)
 
     def save(self, path) -> None:
-        from pathlib import Path
+        from attribcheck.outputs import write_atomic
 
-        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+        write_atomic(path, self.model_dump_json(indent=2) + "\n", "protocol")
 
     @classmethod
     def load(cls, path) -> "QueryProtocol":

@@ -25,11 +25,13 @@ def write_char_vocab(folder: str | Path, max_length: int = 77) -> Path:
         vocab[ch + "</w>"] = len(vocab)
     vocab[BOS] = len(vocab)
     vocab[EOS] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab, indent=0, sort_keys=True))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
+    from attribcheck.outputs import write_atomic
+
+    write_atomic(folder / "vocab.json", json.dumps(vocab, indent=0, sort_keys=True), "tokenizer")
+    write_atomic(folder / "merges.txt", "#version: 0.2\n", "tokenizer")
     config = {"model_max_length": max_length, "bos_token": BOS, "eos_token": EOS,
               "unk_token": EOS, "pad_token": EOS, "tokenizer_class": "CLIPTokenizer"}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    write_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2), "tokenizer")
     return folder
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attribcheck.errors import IntegrityError, read_json_object
+from attribcheck.errors import IntegrityError
+from attribcheck.safe_files import read_json_object
 from attribcheck.statistical import estimators
 
 KEYS = {"format_version", "bins", "classifier", "X", "y", "metadata"}

@@ -54,7 +54,20 @@ def main(argv=None) -> int:
     rs.add_argument("--skip", action="append", help="a variant not to run (repeatable)")
     rs.add_argument("--no-pixels", action="store_true", help="skip the 512²/1024² metric and evidence timings")
     rs.add_argument("--json", help="write the figures here")
+    ev = sub.add_parser("evade", help="verdicts on infringers (and innocents) that change the model: washing, "
+                                      "int8/fp16/bf16, LoRA, distillation, merges")
+    ev.add_argument("--world", default="fixtures/world-partial")
+    ev.add_argument("--manifest", default="suites/emoji-web.toml")
+    ev.add_argument("--json", help="write results here (after every point)")
+    ev.add_argument("--cache-dir", help="where built models go (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck, /evade)")
+    ev.add_argument("--only", action="append", help="only this evasion (none, cast, int8, merge, wash, lora, distill)")
+    ev.add_argument("--budget-steps", type=int, help="training steps this run may spend on unbuilt points (0: audit what is built)")
+    ev.add_argument("--build-only", action="store_true", help="build the points, audit nothing")
     args = parser.parse_args(argv)
+    if args.bench == "evade":
+        from attribcheck.lab.bench.evade import run as run_evade
+
+        return run_evade(args)
     if args.bench == "realsize":
         from attribcheck.lab.bench.realsize import run as run_realsize
 

@@ -158,7 +158,7 @@ def _audit(plan: Plan, cache: bool, early: bool) -> dict:
     from attribcheck.audit.auditor import Auditor
     from attribcheck.audit.run import audit_suspect
     from attribcheck.cache import GenerationCache
-    from attribcheck.manifest import SuspectSpec
+    from attribcheck.models.spec import SuspectSpec
 
     auditor = Auditor(_keyset(plan))
     store = GenerationCache(Path(plan.work) / "cache") if cache else None
@@ -220,7 +220,8 @@ def pixel_timings(sizes=(512, 1024), k: int = 4, repeat: int = 3) -> dict:
     from attribcheck.audit.run import SuspectResult, audit_entry
     from attribcheck.evidence.write import encode_answers, write_page
     from attribcheck.keys.keyset import Key, KeySet
-    from attribcheck.manifest import Manifest, SuspectSpec
+    from attribcheck.manifest import Manifest
+    from attribcheck.models.spec import SuspectSpec
     from attribcheck.metrics.distance import DISTANCES, get_distance
     from attribcheck.models.protocol import QueryProtocol
 

@@ -32,7 +32,8 @@ from attribcheck.audit.postprocess import Postprocess
 from attribcheck.audit.run import auditor_for
 from attribcheck.errors import InputError
 from attribcheck.keys.keyset import Key, KeySet
-from attribcheck.manifest import Manifest, SuspectSpec, open_generator
+from attribcheck.manifest import Manifest
+from attribcheck.models.spec import SuspectSpec, open_generator
 from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import generate_grid
 

@@ -69,7 +69,8 @@ def run(args) -> int:
     from attribcheck.audit.early_stop import audit_early
     from attribcheck.audit.run import audit_suspect, auditor_for
     from attribcheck.cache import GenerationCache
-    from attribcheck.manifest import Manifest, open_generator
+    from attribcheck.manifest import Manifest
+    from attribcheck.models.spec import open_generator
     from attribcheck.models.protocol import Runtime
 
     threads = args.threads

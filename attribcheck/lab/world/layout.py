@@ -41,7 +41,7 @@ class WorldLayout:
     def open(self, dataset: str, name: str, protocol, cache=None):
         """A world model as a Generator, opened by its kind as any audit would (the role is a
         label here), through the generation cache when one is given."""
-        from attribcheck.manifest import SuspectSpec, open_generator
+        from attribcheck.models.spec import SuspectSpec, open_generator
 
         return open_generator(SuspectSpec(name, self.model(dataset, name), "innocent"), protocol, cache=cache)
 
