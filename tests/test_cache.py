@@ -123,7 +123,7 @@ def test_a_changed_protocol_never_hits(tmp_path, change):
 
 
 def test_a_changed_weight_file_never_hits(tmp_path):
-    from attribcheck.manifest import SuspectSpec
+    from attribcheck.models.spec import SuspectSpec
     from attribcheck.models.builtin_kinds import diffusers_identity
 
     model = tmp_path / "model"
@@ -176,7 +176,8 @@ def test_default_root_is_the_one_shadows_use(monkeypatch, tmp_path):
 def test_cached_audit_of_a_real_model_gives_the_same_verdict_and_distances(tmp_path):
     """An uncached audit, then a cold and a warm cached one, of a real diffusers suspect."""
     from attribcheck.audit.run import audit_suspect, auditor_for
-    from attribcheck.manifest import Manifest, open_generator
+    from attribcheck.manifest import Manifest
+    from attribcheck.models.spec import open_generator
 
     manifest = Manifest.load(ROOT / "suites" / "emoji.toml")
     auditor = auditor_for(manifest)

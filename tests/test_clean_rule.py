@@ -20,7 +20,8 @@ from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, DEFAULT_R_MIN, INCONCLU
 from attribcheck.errors import InputError
 from attribcheck.evidence.page import headline
 from attribcheck.keys.keyset import Key, KeySet
-from attribcheck.manifest import Manifest, SuspectSpec
+from attribcheck.manifest import Manifest
+from attribcheck.models.spec import SuspectSpec
 from attribcheck.models.folder_generator import collect
 from attribcheck.models.protocol import QueryProtocol
 from tests.folder_world import MapGenerator, manifest_text

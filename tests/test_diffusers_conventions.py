@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from attribcheck.errors import InputError
-from attribcheck.manifest import Manifest, SuspectSpec, open_generator
+from attribcheck.manifest import Manifest
+from attribcheck.models.spec import SuspectSpec, open_generator
 from attribcheck.models.protocol import QueryProtocol, Runtime
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -251,7 +251,7 @@ def test_http_json_nested_thousands_deep_is_one_line(server):
 
 def test_http_answers_far_over_the_protocol_size_are_refused_before_caching(server, tmp_path):
     from attribcheck.cache import GenerationCache
-    from attribcheck.manifest import SuspectSpec, open_generator
+    from attribcheck.models.spec import SuspectSpec, open_generator
     from attribcheck.models.http_generator import HttpOptions
     from attribcheck.models.protocol import QueryProtocol
 
@@ -447,7 +447,7 @@ DEEP = 5000
 
 
 def test_deep_json_is_one_input_error(tmp_path):
-    from attribcheck.errors import read_json_object
+    from attribcheck.safe_files import read_json_object
 
     path = tmp_path / "deep.json"
     path.write_text('{"a": ' * DEEP + "1" + "}" * DEEP)
@@ -528,7 +528,7 @@ HUGE_INT = "1" + "0" * 5000  # past Python's 4,300-digit limit: a plain ValueErr
 
 
 def test_an_integer_of_five_thousand_digits_is_one_input_error(tmp_path):
-    from attribcheck.errors import read_json_object
+    from attribcheck.safe_files import read_json_object
     from attribcheck.manifest import Manifest
 
     (tmp_path / "a.json").write_text('{"a": ' + HUGE_INT + "}")

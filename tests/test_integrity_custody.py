@@ -349,7 +349,7 @@ def _spec(manifest, name):
 
 
 def _addresses(manifest, auditor, name, cache, runtime):
-    from attribcheck.manifest import open_generator
+    from attribcheck.models.spec import open_generator
 
     g = open_generator(_spec(manifest, name), auditor.keyset.protocol, runtime, cache)
     out = {(k.caption, s): entry_key(g.identity, g._protocol, k.caption, s)
