@@ -120,7 +120,7 @@ def test_micro_world_with_domain_prompts_and_guidance_builds_in_two_workers(tmp_
     assert trained == planned["infringer-rho1.0-s0"]
 
 
-def test_bench_instance_keeps_its_json_contract_and_reruns_from_the_cache(micro_world, tmp_path):
+def test_bench_instance_keeps_its_json_contract_and_reruns_from_the_cache(micro_world, tmp_path, caplog):
     """`python -m attribcheck.bench instance`: {"datasets": {NAME: {"conf": {strategy: {rho: mean}},
     "innocents": {...}}}}; a second run answers every query from the generation cache."""
     from attribcheck.lab.bench.__main__ import main
@@ -142,9 +142,14 @@ def test_bench_instance_keeps_its_json_contract_and_reruns_from_the_cache(micro_
     from attribcheck.lab.shadows.config import ShadowConfig
 
     ShadowBuilder(micro_world.layout.root, tmp_path / "shadows", ShadowConfig(per_class=1, overlap_innocents=0)).build()
-    assert main(args + ["--shadows", "--shadow-cache", str(tmp_path / "shadows")]) == 0
+    with caplog.at_level("WARNING", logger="attribcheck"):
+        assert main(args + ["--shadows", "--shadow-cache", str(tmp_path / "shadows")]) == 0
     p0 = json.loads(out.read_text())["datasets"]["digits"]["p0"]
-    assert all(v["innocent_models"] == first["datasets"]["digits"]["p0"][s]["innocent_models"] + 1 for s, v in p0.items())
+    # the micro shadow barely moves from the base: where the base is a selection reference of the
+    # key set, its distances are the stored ones and it is left out of p0 (it carries the bias)
+    joined = {s: v["innocent_models"] - first["datasets"]["digits"]["p0"][s]["innocent_models"] for s, v in p0.items()}
+    left_out = "left out of p0" in caplog.text
+    assert all(n == 1 or (n == 0 and left_out) for n in joined.values()), (joined, caplog.text[-500:])
 
 
 def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):

@@ -2,6 +2,8 @@
 key set -> query suspect -> measure -> score -> verdict."""
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -15,6 +17,8 @@ from attribcheck.errors import InputError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import Generator
+
+logger = logging.getLogger(__name__)
 
 
 def calibration_distances(keyset: KeySet) -> dict[str, np.ndarray]:
@@ -139,6 +143,15 @@ class Auditor:
             raise InputError(f"{self.delta_0} outside the metric's range", field="delta_0")
         if self.delta_0 is None:
             self.delta_0 = self.keyset.delta_0
+        if self.innocents:
+            # a shadow whose distances are a selection reference's stored ones carries that
+            # reference's bias (keys were chosen for it to miss): left out of p0, which can
+            # only raise p0 and so never make an accusation easier; named in the log
+            self.excluded_innocents = {n: ref for n, d in self.innocents.items()
+                                       if (ref := same_reference(self.keyset, np.asarray(d, dtype=np.float64)))}
+            for name, ref in self.excluded_innocents.items():
+                logger.warning("%s: its distances on the keys are selection reference %r's; left out of p0", name, ref)
+            self.innocents = {n: d for n, d in self.innocents.items() if n not in self.excluded_innocents}
         if self.p0 is None:  # measured on innocent models: each held to the others first
             check_null(self.keyset, self.delta_0, self.alpha, self.innocents)
             self.p0 = null_rate(self.keyset, self.delta_0, self.innocents)
