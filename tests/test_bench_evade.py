@@ -113,3 +113,10 @@ def test_the_summary_lists_cleared_infringers_attributed_innocents_and_wash_limi
     assert s["wash_limit"]["infringer-a lr=0.002"]["statistical"] == 500
     assert s["infringers_clean"] == ["infringer-a/wash {'lr': 0.002, 'steps': 2000} (instance)"]
     assert s["innocents_attributed"] == ["innocent-b/merge {'share': 0.5} (statistical)"]
+    assert s["statistical_at_least_instance"] is True
+    rows.append(row("infringer-a", "none", {}, "attributed", "attributed"))
+    s = evade.summarise(rows)
+    assert s["verdict_kept"]["infringer-a/wash {'lr': 0.002, 'steps': 500}"] == {"instance": False, "statistical": True}
+    rows[1]["statistical"]["verdict"] = "inconclusive"  # the statistical level gives up before the instance one
+    rows[0]["statistical"]["verdict"] = "inconclusive"
+    assert evade.summarise(rows)["statistical_at_least_instance"] is False

@@ -282,6 +282,7 @@ def run(args) -> int:
         print(f"cut for the step budget ({budget}): {', '.join(skipped)}")
     if args.json and not args.build_only:
         write(args.json, plan, auditor, rows, skipped, t0)
+        print(markdown(rows))
         print_table(summarise(rows))
     return 0
 
@@ -313,7 +314,32 @@ def summarise(rows: list[dict]) -> dict:
             for level in ("instance", "statistical"):
                 if (r[level] or {}).get("verdict") == "attributed":
                     lim[level] = max(lim[level], r["strength"]["steps"])
+    base = {r["subject"]: r for r in rows if r["evasion"] == "none"}
+    kept = out["verdict_kept"] = {}
+    for r in rows:  # each transformed infringer beside its untouched self
+        b = base.get(r["subject"])
+        if b is None or r["evasion"] == "none" or r["expect"] != "infringing":
+            continue
+        kept[f"{r['subject']}/{r['evasion']} {r['strength']}"] = {
+            level: (r[level] or {}).get("verdict") == (b[level] or {}).get("verdict")
+            for level in ("instance", "statistical")}
+    # the statistical level is at least as robust as the instance level on the washing curve
+    out["statistical_at_least_instance"] = all(v["statistical"] >= v["instance"] for v in out["wash_limit"].values())
     return out
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table for docs/results.md."""
+    lines = ["| model | evasion | strength | m/K | instance | rate bound | P | statistical |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        i, s = r["instance"], r["statistical"] or {}
+        strength = ", ".join(f"{k} {v}" for k, v in r["strength"].items()) or "-"
+        why = " (answers ignore captions)" if i["departure"] and "captions" in i["departure"] else (
+            " (departs)" if i["departure"] else "")
+        lines.append(f"| {r['subject']} | {r['evasion']} | {strength} | {i['matches']}/{i['k']} | {i['verdict']}{why} "
+                     f"| {i['rate_bound']:.2f} | {s.get('p_infringing', float('nan')):.2f} | {s.get('verdict', '-')} |")
+    return "\n".join(lines)
 
 
 def write(path, plan: Plan, auditor, rows, skipped, t0) -> None:
@@ -321,7 +347,9 @@ def write(path, plan: Plan, auditor, rows, skipped, t0) -> None:
            "delta_0": auditor.delta_0, "p0": auditor.p0, "alpha": auditor.alpha, "recipe": RECIPE,
            "wash_lr_factors": WASH_LR_FACTORS, "rows": rows, "summary": summarise(rows),
            "cut": skipped, "wall_seconds": round(time.perf_counter() - t0, 1)}
-    Path(path).write_text(json.dumps(out, indent=1, allow_nan=False) + "\n")
+    from attribcheck.outputs import write_atomic
+
+    write_atomic(path, json.dumps(out, indent=1, allow_nan=False) + "\n", "bench JSON")
 
 
 def print_table(summary: dict) -> None:
