@@ -287,7 +287,14 @@ def _keys_power(args) -> int:
     auditor = Auditor(keyset, alpha=args.alpha, innocents=innocents)
     print(f"{args.keys}: {len(keyset)} {keyset.strategy} keys, delta_0 = {keyset.delta_0:.4f}; p0 from "
           f"{len(auditor.null_models)} innocent models")
-    print(auditor.power().summary())
+    from dataclasses import replace
+
+    from attribcheck.audit.auditor import null_models
+    from attribcheck.audit.score import matches
+
+    # what p0 rests on, so the report can say what more innocent models would buy
+    hits = sum(matches(d, auditor.delta_0) for d in null_models(keyset, innocents).values())
+    print(replace(auditor.power(), null_hits=hits, null_models=len(auditor.null_models)).summary())
     return EXIT_OK
 
 

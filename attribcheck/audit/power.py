@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 from scipy import special
 
-from attribcheck.audit.score import RATE_CONFIDENCE, inheritance_upper, p_value
+from attribcheck.audit.score import RATE_CONFIDENCE, inheritance_upper, p0_upper, p_value
 from attribcheck.audit.verdict import DEFAULT_R_MIN
+
+
+# how many more innocent models `keys power` prices (a few cheap shadows' worth)
+MORE_INNOCENTS = 5
 
 
 def min_matches(k: int, p0: float, alpha: float) -> int | None:
@@ -51,6 +55,27 @@ class PowerReport:
     min_matches: int | None
     source_rate: float = 1.0  # the share of the keys the source reproduces
     r_min: float = DEFAULT_R_MIN
+    # what p0's bound rests on (keys reproduced, innocent models measured); None: p0 was given
+    null_hits: int | None = None
+    null_models: int = 0
+
+    def with_more_innocents(self, extra: int) -> tuple[float, int | None]:
+        """p0's bound and the fewest attributed matches if `extra` more innocent models were
+        measured and reproduced none of the keys (the best they can do: each adds K trials)."""
+        p0 = p0_upper(self.null_hits or 0, (self.null_models + extra) * self.k, self.k)
+        return p0, min_matches(self.k, p0, self.alpha)
+
+    def more_innocents(self, extra: int = MORE_INNOCENTS) -> str:
+        """What `extra` more innocent models (e.g. cheap shadows) would buy, in one sentence."""
+        p0, m = self.with_more_innocents(extra)
+        if p0 >= self.p0:  # the 1/(2K) floor already binds: more innocents cannot lower p0
+            return f"more innocent models cannot lower p0 below its floor 1/(2K) = {p0:.3f}: more keys can"
+        head = (f"with {extra} more innocent models that reproduce none of the keys, p0's bound falls from "
+                f"{self.p0:.3f} to {p0:.3f}")
+        if m == self.min_matches:
+            return head + (", and attribution still needs " + (f"{m}/{self.k}" if m else "more keys"))
+        now = "nothing" if self.min_matches is None else f"{self.min_matches}/{self.k}"
+        return head + f" and {'nothing' if m is None else f'{m}/{self.k}'} is attributed (now {now})"
 
     @property
     def min_rate_cleared(self) -> float:
@@ -89,15 +114,17 @@ class PowerReport:
         return power(self.k, self.p0, self.alpha, inheritance)
 
     def summary(self) -> str:
+        more = "" if self.null_hits is None else f"; {self.more_innocents()}"
         if self.min_matches is None:
             return (f"K={self.k}, p0={self.p0:.3f}, alpha={self.alpha}: no suspect can be attributed "
                     f"(even {self.k}/{self.k} matches has p >= alpha); more keys or a lower p0 are needed; "
-                    f"{self.clears()}")
+                    f"{self.clears()}{more}")
         table = ", ".join(f"{q:.1f}: {self.power(q):.2f}" for q in (0.1, 0.2, 0.3, 0.5, 0.7))
         return (f"K={self.k}, p0={self.p0:.3f}, alpha={self.alpha}: attributed from {self.min_matches}/{self.k} "
                 f"matches (conf >= {self.min_conf:.3f}); power by per-key inheritance rate {table}; "
-                f"{self.clears()}")
+                f"{self.clears()}{more}")
 
 
-def power_report(k: int, p0: float, alpha: float, source_rate: float = 1.0, r_min: float = DEFAULT_R_MIN) -> PowerReport:
-    return PowerReport(k, p0, alpha, min_matches(k, p0, alpha), source_rate, r_min)
+def power_report(k: int, p0: float, alpha: float, source_rate: float = 1.0, r_min: float = DEFAULT_R_MIN,
+                 null_hits: int | None = None, null_models: int = 0) -> PowerReport:
+    return PowerReport(k, p0, alpha, min_matches(k, p0, alpha), source_rate, r_min, null_hits, null_models)

@@ -63,7 +63,23 @@ def main(argv=None) -> int:
     ev.add_argument("--only", action="append", help="only this evasion (none, cast, int8, merge, wash, lora, distill)")
     ev.add_argument("--budget-steps", type=int, help="training steps this run may spend on unbuilt points (0: audit what is built)")
     ev.add_argument("--build-only", action="store_true", help="build the points, audit nothing")
+    null = sub.add_parser("null", help="the binomial null checked on many cheap innocent models (built, resumable)")
+    null.add_argument("--world", default="fixtures/world-partial")
+    null.add_argument("--strategy", default="detection", help="whose keys (default: the suite's)")
+    null.add_argument("--count", type=int, help="cheap innocents (default: InnocentConfig's, 100)")
+    null.add_argument("--steps", type=int, help="fine-tuning steps per cheap innocent (default: InnocentConfig's)")
+    null.add_argument("--workers", type=int, default=2)
+    null.add_argument("--no-build", action="store_true", help="analyse only the innocents already built")
+    null.add_argument("--alpha", type=float, default=0.01)
+    null.add_argument("--json", help="write results here")
+    null.add_argument("--figure", help="write the p-value QQ plot (PNG) here")
+    null.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    null.add_argument("--shadow-cache", help="where the innocents are built (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     args = parser.parse_args(argv)
+    if args.bench == "null":
+        from attribcheck.lab.bench.null import run as run_null
+
+        return run_null(args)
     if args.bench == "evade":
         from attribcheck.lab.bench.evade import run as run_evade
 
