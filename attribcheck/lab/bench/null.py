@@ -220,14 +220,19 @@ def figure(results: dict, path: str | Path) -> Path:
     qq.set(xscale="log", yscale="log", xlim=(5e-3, 1), ylim=(1e-4, 1.05), xlabel="uniform quantile",
            ylabel="innocents' p-value (sorted)", title=f"{results['models']['cheap_innocents']} innocents: p-values")
     qq.legend(fontsize=7)
-    k, counts_ = results["k"], results["match_counts"]["cheap"]
-    n = sum(counts_.values())
-    xs = np.arange(0, max(map(int, counts_)) + 3)
-    hist.bar(xs, [counts_.get(int(x), 0) for x in xs], color="tab:blue", alpha=0.6, label="innocents")
-    p = results["innocent_rate"]["cheap"]["rate"]
-    hist.plot(xs, n * np.exp(special.gammaln(k + 1) - special.gammaln(xs + 1) - special.gammaln(k - xs + 1)
-                             + xs * np.log(p) + (k - xs) * np.log1p(-p)), "o-", color="black", label="binomial")
-    hist.set(xlabel=f"keys reproduced (of {k})", ylabel="models", title="match counts vs binomial")
+    k = results["k"]
+    top = max(int(v) for group in ("cheap", "full") for v in results["match_counts"][group]) + 2
+    xs = np.arange(0, top + 1)
+    for shift, (group, color) in zip((-0.2, 0.2), (("cheap", "tab:blue"), ("full", "tab:orange"))):
+        c, n = results["match_counts"][group], results["models"][f"{group}_innocents"]
+        hist.bar(xs + shift, [c.get(int(x), 0) / n for x in xs], width=0.4, color=color, alpha=0.6,
+                 label=f"{group} innocents ({n})")
+        p = results["innocent_rate"][group]["rate"]  # the binomial at the group's own rate
+        if 0 < p < 1:
+            pmf = np.exp(special.gammaln(k + 1) - special.gammaln(xs + 1) - special.gammaln(k - xs + 1)
+                         + xs * np.log(p) + (k - xs) * np.log1p(-p))
+            hist.plot(xs + shift, pmf, "o-", color=color, ms=3, label=f"binomial, rate {p:.3f}")
+    hist.set(xlabel=f"keys reproduced (of {k})", ylabel="share of models", title="match counts vs binomial")
     hist.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
