@@ -244,7 +244,7 @@ def _keys_collect(args) -> int:
 
     try:
         post = Postprocess.parse(args.postprocess or [])
-    except ValueError as e:
+    except (ValueError, AttribcheckError) as e:
         raise InputError(str(e), field="--postprocess") from e
     ks = KeySet.load(args.keys)
     spec = SuspectSpec(Path(args.model).name, Path(args.model), "innocent",

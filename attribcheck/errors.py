@@ -9,14 +9,16 @@
   (non-finite, constant, blank, smaller than the keys). That suspect gets an error, never a
   verdict.
 
-Every message is one line that names the file and, where there is one, the field.
+Every message is one line that names the file and, where there is one, the field. The base is
+`Exception`, not `ValueError`: a ValueError from a bug of ours must never read as the user's bad
+input (the CLI maps only these to exit 3).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class AttribcheckError(ValueError):
+class AttribcheckError(Exception):
     """Base class. `where` is the file (or model) the problem is in; `field` the entry in it."""
 
     kind = "error"

@@ -69,7 +69,7 @@ def test_single_file_unet_over_a_local_base(tiny_generator, tmp_path):
     a = single.generate(["red heart"], [1])[0]
     np.testing.assert_allclose(a, tuned.generate(["red heart"], [1])[0], atol=1e-5)
     assert np.abs(a - tiny_generator.generate(["red heart"], [1])[0]).max() > 1e-4
-    with pytest.raises(ValueError, match="config"):
+    with pytest.raises(InputError, match="config"):
         load_pipeline(tmp_path / "ft.safetensors")
 
 

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from attribcheck.errors import InputError
+
 from attribcheck.lab.bench.robust import TRANSFORMS, calibrate, summarise
 from attribcheck.audit.auditor import Auditor
 from attribcheck.keys.keyset import Key, KeySet
@@ -45,7 +47,7 @@ def test_aligned_metric_never_exceeds_rms():
 
 
 def test_bad_zooms_refused():
-    with pytest.raises(ValueError, match="zooms"):
+    with pytest.raises(InputError, match="zooms"):
         get_distance({"name": "aligned_rms", "zooms": [0.1]})
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from attribcheck.audit.reconstruct import reconstruction_distances
 from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, INCONCLUSIVE
+from attribcheck.errors import InputError, IntegrityError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.metrics.distance import get_distance
 from attribcheck.statistical.discriminator import ShadowDiscriminator
@@ -53,7 +54,7 @@ def test_held_out_misses_count_each_side():
 
 
 def test_decide_rejects_a_threshold_at_or_below_half():
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         decide_statistical(0.7, 0.5, 1.0, 0.8)
 
 
@@ -97,7 +98,7 @@ def test_discriminator_is_saved_with_its_key_set(fitted):
     aud = StatisticalAuditor.for_keyset(keys, keyset)
     assert np.allclose(aud.discriminator.predict_proba(est.X_fit_), est.predict_proba(est.X_fit_))
     # another key set (one key fewer) must not load this discriminator
-    with pytest.raises(ValueError, match="another key set"):
+    with pytest.raises(IntegrityError, match="another key set"):
         StatisticalAuditor.for_keyset(keys, keyset.head(len(keyset) - 1))
 
 
@@ -156,5 +157,5 @@ def test_discriminator_load_refuses_a_foreign_class(tmp_path):
     data = json.loads((tmp_path / "d.json").read_text())
     data["classifier"]["pipeline"][1]["class"] = "os.system"
     (tmp_path / "d.json").write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="not on the allow-list"):
+    with pytest.raises(IntegrityError, match="not on the allow-list"):
         ShadowDiscriminator.load(tmp_path / "d.json", keyset_hash="abc")

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from attribcheck import images
-from attribcheck.errors import InputError, IntegrityError, from_validation
+from attribcheck.errors import AttribcheckError, InputError, IntegrityError, from_validation
 from attribcheck.safe_files import read_json_object
 from attribcheck.models.protocol import QueryProtocol
 
@@ -175,6 +175,9 @@ class KeySet:
 
         try:
             metric = get_distance(self.distance)
+        except AttribcheckError as e:  # already names its field: said of this key set
+            field = e.field if (e.field or "").startswith("distance") else f"distance.{e.field}" if e.field else "distance"
+            raise InputError(e.message, where, field) from None
         except (TypeError, ValueError) as e:
             raise InputError(str(e), where, "distance") from e
         if not 0 < self.delta_0 <= metric.upper:
@@ -246,7 +249,7 @@ class KeySet:
         for i, k in enumerate(m.keys):
             try:
                 image = images.load(folder / k.image)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, AttribcheckError) as e:
                 raise InputError(f"cannot read {k.image}: {e}", path, f"keys.{i}.image") from e
             keys.append(Key(k.id, k.caption, image, k.r_source, dict(k.r_references)))
         ks = cls(keys, m.strategy, m.delta_0, m.distance, m.protocol, m.query_seeds, m.source,
