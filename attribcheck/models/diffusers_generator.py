@@ -1,6 +1,7 @@
 """A Generator over any diffusers text-to-image pipeline, loaded from local files only."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -12,15 +13,31 @@ from attribcheck.models.protocol import QueryProtocol, Runtime
 from attribcheck.safe_files import check_tree, read_json_object, regular_file
 
 
-def quiet() -> None:
-    """Loading progress bars and advice are noise in an audit's output; errors still show."""
+@contextmanager
+def quiet():
+    """Loading progress bars and advice are noise in an audit's output; errors still show. Only
+    for the duration of a load: the caller's own diffusers and transformers settings (a user's
+    pytest run, say) are restored after."""
     import diffusers
     import transformers
 
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    libs = (diffusers.utils.logging, transformers.utils.logging)
+    saved = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libs]
+    for lib in libs:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, (level, bar) in zip(libs, saved):
+            lib.set_verbosity(level)
+            (lib.enable_progress_bar if bar else lib.disable_progress_bar)()
+
+
+def silence() -> None:
+    """Process-wide quiet, for the lab's own commands (a world build is a process of its own);
+    the library itself only ever uses `quiet()`."""
+    quiet().__enter__()
 
 
 def dtype_kwarg(torch_dtype) -> dict:
@@ -101,11 +118,14 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
     A folder loads through AutoPipelineForText2Image, so SDXL, PixArt and the other
     text-to-image pipelines load alike (an img2img folder as its text-to-image twin).
     """
+    with quiet():
+        return _load_pipeline(Path(path), config, dtype, variant, max_params)
+
+
+def _load_pipeline(path: Path, config, dtype: str, variant: str | None, max_params: int | None):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    quiet()
-    path = Path(path)
     common = dict(**dtype_kwarg(getattr(torch, dtype)), use_safetensors=True, local_files_only=True)
     if path.is_dir():
         _checked(path, max_params)

@@ -182,9 +182,9 @@ def _audit(plan: Plan, cache: bool, early: bool) -> dict:
 
 
 def child(variant: str, plan: Plan) -> dict:
-    from attribcheck.models.diffusers_generator import quiet
+    from attribcheck.models.diffusers_generator import silence
 
-    quiet()
+    silence()
     # imports and lazy diffusers classes before any clock starts, for the loop and the audit alike
     from diffusers import AutoPipelineForText2Image, DDIMScheduler, StableDiffusionPipeline  # noqa: F401
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attribcheck.models.diffusers_generator import quiet
+from attribcheck.models.diffusers_generator import silence
 from attribcheck.lab.world.config import WorldConfig
 from attribcheck.lab.world.layout import (WorldLayout, infringer_name, innocent_name, is_done,
                                       mark_done)
@@ -58,7 +58,7 @@ def train_one(base: str, train_set, out: str, finetune_cfg: dict) -> None:
     """Fine-tune `base` into `out` (top level: worker processes run it); not marked done."""
     from attribcheck.lab.train.finetune import FinetuneConfig, finetune
 
-    quiet()
+    silence()
     finetune(base, train_set, FinetuneConfig.from_dict(finetune_cfg), out)
     Path(out, "train_set.json").write_text(json.dumps({"ids": train_set.ids}, indent=0))
 
@@ -358,7 +358,7 @@ class WorldBuilder:
                 _log(f"{dataset}/{futures[f]}: done")
 
     def build(self, datasets: list[str] | None = None) -> None:
-        quiet()
+        silence()
         self.layout.root.mkdir(parents=True, exist_ok=True)
         if self.layout.config.exists():
             saved = WorldConfig.load(self.layout.config)
