@@ -233,3 +233,18 @@ def test_busy_while_another_holder_computes(tmp_path):
     finally:
         other.release()
     assert not gen.busy()
+
+
+def test_an_answer_far_over_the_protocols_size_is_refused_before_it_is_cached(tmp_path):
+    from attribcheck.errors import DegenerateOutputError
+    from attribcheck.images import answer_side_limit
+
+    class Huge(Seeded):
+        def generate(self, prompts, seeds):
+            return [np.zeros((2048, 2048, 3), np.float32) for _ in prompts]  # 16 x 16 keys asked
+
+    gen = CachedGenerator("huge", "model-h", Huge, GenerationCache(tmp_path), QueryProtocol(),
+                          max_side=answer_side_limit(16, 16))
+    with pytest.raises(DegenerateOutputError, match="2048x2048 is over 32 pixels"):
+        gen.generate(["a cat"], [0])
+    assert GenerationCache(tmp_path).info().entries == 0  # nothing reached the cache

@@ -47,7 +47,9 @@ def innocent_answers(auditor, specs, runtime=None, cache=None) -> dict[str, list
     targets = [k for k in ks.images for _ in seeds]
     for spec in specs:
         if spec.name not in memo:
-            gen = open_generator(spec, ks.protocol, runtime, cache)
+            from attribcheck.images import answer_side_limit
+
+            gen = open_generator(spec, ks.protocol, runtime, cache, answer_side_limit(*ks.images[0].shape[:2]))
             flat = _checked(gen, prompts, qseeds, gen.generate(prompts, qseeds), targets)
             fit = conformance(flat, ks.images, auditor.min_sharpness)
             if fit.departs:

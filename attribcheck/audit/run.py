@@ -139,7 +139,10 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             answers = innocent_answers(auditor, auditor.innocent_models, runtime, cache)
             auditor = through(auditor, Postprocess.parse(spec.postprocess), answers)
         # cache: a GenerationCache; answers come from it where they can, a model loads only on a miss
-        generator = opened = open_generator(spec, auditor.keyset.protocol, runtime, cache)
+        from attribcheck.images import answer_side_limit
+
+        side = answer_side_limit(*auditor.keyset.images[0].shape[:2])
+        generator = opened = open_generator(spec, auditor.keyset.protocol, runtime, cache, side)
         from attribcheck.audit.conformance import Watching
 
         h, w = auditor.keyset.images[0].shape[:2]

@@ -60,8 +60,11 @@ class CachedGenerator:
 
     def __init__(self, name: str, identity: str, open_model: Callable[[], Generator],
                  cache: GenerationCache, protocol: QueryProtocol | None = None,
-                 runtime: Runtime | None = None):
+                 runtime: Runtime | None = None, max_side: int | None = None):
         self.name = name
+        # answers larger than this on a side are refused before they are cached (an answer at
+        # 2048² for 16² keys is not at the protocol's size, and 16 MB of cache each)
+        self.max_side = max_side
         self.identity = identity
         self.cache = cache
         self._open = open_model
@@ -137,6 +140,11 @@ class CachedGenerator:
                     if len(images) != len(todo):  # the checks downstream name it; cache nothing
                         return list(images)
                     fresh = {k: np.asarray(img, dtype=np.float32) for k, img in zip(first, images)}
+                    from attribcheck.errors import DegenerateOutputError
+                    from attribcheck.images import check_answer_size
+
+                    for img in fresh.values():
+                        check_answer_size(img.shape, self.max_side, self.name, error=DegenerateOutputError)
                     for k, img in fresh.items():
                         self.cache.put(k, img, self.identity)
                         self._served.pop(k, None)  # computed here: no longer rests on the cache

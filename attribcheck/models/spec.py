@@ -24,7 +24,7 @@ class SuspectSpec:
     base: Path | None = field(default=None, hash=False, compare=False)  # the manifest's folder
 
 
-def open_generator(spec: SuspectSpec, protocol=None, runtime=None, cache=None):
+def open_generator(spec: SuspectSpec, protocol=None, runtime=None, cache=None, max_side: int | None = None):
     """A Generator for a suspect, through its registered kind (attribcheck.models.kinds).
 
     With a GenerationCache, a kind that declares an identity is wrapped in it and opened only
@@ -39,4 +39,5 @@ def open_generator(spec: SuspectSpec, protocol=None, runtime=None, cache=None):
     from attribcheck.models.cached_generator import CachedGenerator, identity_of
 
     identity = identity_of({"kind": kind.name, **kind.identity(spec)})
-    return CachedGenerator(spec.name, identity, lambda: kind.open(spec, protocol, runtime), cache, protocol, runtime)
+    return CachedGenerator(spec.name, identity, lambda: kind.open(spec, protocol, runtime), cache, protocol, runtime,
+                           max_side)
