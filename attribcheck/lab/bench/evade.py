@@ -194,8 +194,8 @@ class Plan:
         inf = INFRINGERS[0]
         pts += self.wash_points(inf, 1.0) + self.wash_points(inf, 0.1)
         pts += [self.lora_point(INFRINGERS[0]), self.lora_point(INFRINGERS[1]), self.distill_point(inf)]
-        pts += [self.lora_point(INNOCENT), self.distill_point(INNOCENT)]
         pts += self.wash_points(INNOCENT, 1.0, WASH_STEPS[:2]) + self.wash_points(INNOCENT, 0.1, WASH_STEPS[:2])
+        pts += [self.lora_point(INNOCENT), self.distill_point(INNOCENT)]
         pts += self.wash_points(inf, 0.01)
         for p in pts:
             if p.evasion != "none":
@@ -233,7 +233,8 @@ def audit_point(p: Point, auditor, statistical, folder: Path) -> dict:
     v, sv = r.verdict, r.statistical
     row = {"keyset": auditor.keyset_hash,
            "instance": {"verdict": v.verdict, "conf": v.conf, "matches": v.matches, "k": v.k, "p_value": v.p_value,
-                        "p0": v.p0, "rate_bound": v.rate_bound, "r_min": v.r_min, "departure": v.departure},
+                        "p0": v.p0, "rate_bound": v.rate_bound, "r_min": v.r_min, "departure": v.departure,
+                        "caption_info": r.caption_info.to_dict() if r.caption_info is not None else None},
            "statistical": None if sv is None else {"verdict": sv.verdict, "p_infringing": sv.p_infringing,
                                                    "departure": sv.departure}}
     if stored is not None:
