@@ -51,7 +51,7 @@ def _ints(value) -> list[int]:
     return [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
 
 
-def check_config(config: dict, where: Path, budget: int, nested: int = 0) -> None:
+def check_config(config: dict, where: str | Path, budget: int, nested: int = 0) -> None:
     """Arithmetic on a config's numbers, before anything is built: depth within MAX_DEPTH,
     lists within MAX_LIST, and no width whose layers alone exceed the budget."""
     for key, value in config.items():
@@ -75,7 +75,7 @@ def check_config(config: dict, where: Path, budget: int, nested: int = 0) -> Non
 def _widest(config: dict) -> str:
     """The field to name when a model is over budget: its widest width entry."""
     sizes = {k: max(_ints(config[k]) or [0]) for k in WIDTHS if k in config}
-    return max(sizes, key=sizes.get) if sizes else "config"
+    return max(sizes, key=lambda k: sizes[k]) if sizes else "config"
 
 
 def count(library: str, class_name: str, config: dict, where: Path) -> int:
@@ -102,6 +102,8 @@ def count(library: str, class_name: str, config: dict, where: Path) -> int:
 
                 if not issubclass(cls, PreTrainedModel):
                     return 0
+                if cls.config_class is None:  # a model class without a config class cannot be built
+                    raise TypeError(f"{class_name} has no config class")
                 model = cls(cls.config_class.from_dict(config))
     except Exception as e:  # noqa: BLE001 - a config its class rejects: loading would fail as well
         raise InputError(f"{class_name} cannot be built from it: {str(e).splitlines()[0] if str(e) else type(e).__name__}",

@@ -35,7 +35,7 @@ CONFIRM_ATOL = 1e-4
 def _versions() -> tuple:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = []
+    out: list[tuple[str, str | None]] = []  # None: the library is not installed
     for name in LIBRARIES:
         try:
             out.append((name, version(name)))

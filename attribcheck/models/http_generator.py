@@ -201,7 +201,8 @@ def _watched(base: type, deadline: Deadline):
         def __init__(self, *args, **kwargs):
             kwargs["timeout"] = deadline.left()
             super().__init__(*args, **kwargs)
-            create = self._create_connection
+            # typeshed's http.client leaves out the private _create_connection this wraps
+            create = self._create_connection  # type: ignore[has-type]
             self._create_connection = lambda *a, **k: deadline.watch(create(*a, **k))
 
     return Watched
@@ -223,7 +224,8 @@ class _HTTPS(urllib.request.HTTPSHandler):
 
     def https_open(self, req):
         return self.do_open(_watched(http.client.HTTPSConnection, self.deadline), req,
-                            context=self._context)
+                            # the handler's own TLS context: typeshed leaves out the private attribute
+                            context=self._context)  # type: ignore[attr-defined]
 
 
 class HttpGenerator:
