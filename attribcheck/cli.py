@@ -484,22 +484,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _logging(verbose: int) -> None:
-    """attribcheck's own loggers to stderr at the level asked for; other libraries untouched."""
+def _logging(verbose: int):
+    """attribcheck's own loggers to stderr at the level asked for, for this command only (a
+    caller's logging and other libraries untouched); returns what main() undoes."""
     import logging
 
     log = logging.getLogger("attribcheck")
-    if verbose and not any(getattr(h, "_attribcheck", False) for h in log.handlers):
+    saved = log.level
+    handler = None
+    if verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._attribcheck = True  # type: ignore[attr-defined]
         log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+        log.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+
+    def undo() -> None:
+        if handler is not None:
+            log.removeHandler(handler)
+        log.setLevel(saved)
+
+    return undo
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _logging(getattr(args, "verbose", 0))
+    undo_logging = _logging(getattr(args, "verbose", 0))
     try:
         return args.func(args)
     except AttribcheckError as e:
@@ -527,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attribcheck: internal error: {type(e).__name__}: {first}; please report it as a bug with the "
               f"output of --debug", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        undo_logging()
+
 
 if __name__ == "__main__":
     sys.exit(main())
