@@ -54,6 +54,7 @@ class Thresholds:
         agreeing = np.asarray(agreeing)
         if self.mode == "fixed":  # the paper: m of n (the medoid included) within delta_0
             return agreeing + 1 >= self.agreement * n
+        assert base_rate is not None, "the calibrated mode needs the references' base rate"
         p = np.where(agreeing >= 1, special.bdtrc(np.maximum(agreeing - 1, 0), n - 1, min(base_rate, 1.0)), 1.0)
         return (agreeing >= 1) & (p < self.agreement_level)
 

@@ -6,6 +6,7 @@ Functional forms hold the arithmetic; the `Metric` classes add the metadata a re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -72,6 +73,6 @@ class TPRAtFPR(Metric):
         return {"max_fpr": self.max_fpr}
 
 
-FUNCTIONS = {"accuracy": accuracy, "auc": roc_auc, "tpr_at_fpr": tpr_at_fpr}
+FUNCTIONS: dict[str, Callable[..., float]] = {"accuracy": accuracy, "auc": roc_auc, "tpr_at_fpr": tpr_at_fpr}
 TABLE1 = {"accuracy": Metric("accuracy"), "auc": Metric("auc"),
           "tpr_at_10_fpr": TPRAtFPR(max_fpr=0.10), "tpr_at_1_fpr": TPRAtFPR(max_fpr=0.01)}

@@ -79,7 +79,8 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         fitted without each shadow classifies it: the sides on which the discriminator has been
         wrong. A fold that cannot be fitted counts as a miss of its shadow. Computed once."""
         check_is_fitted(self)
-        if getattr(self, "loo_misses_", None) is None:
+        misses: tuple[int, int] | None = getattr(self, "loo_misses_", None)
+        if misses is None:
             missed = {0: 0, 1: 0}
             for i in range(len(self.y_fit_)):
                 keep = np.arange(len(self.y_fit_)) != i
@@ -89,8 +90,8 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
                 except Exception:  # noqa: BLE001 - any failed fold is a miss, never a pass
                     right = False
                 missed[int(self.y_fit_[i])] += int(not right)
-            self.loo_misses_ = (missed[1], missed[0])
-        return self.loo_misses_
+            misses = self.loo_misses_ = (missed[1], missed[0])
+        return misses
 
     def leave_one_out_accuracy(self) -> float:
         """How often a copy fitted without one shadow classifies that shadow right: the

@@ -13,8 +13,11 @@ import importlib
 import inspect
 import math
 from pathlib import Path
+from typing import Any, Callable, NoReturn
 
 from attribcheck.errors import InputError, IntegrityError
+
+Fail = Callable[[str, str], NoReturn]  # raises the caller's error naming (message, field)
 
 # public name -> role. Transformers may only precede the classifier in a pipeline.
 TRANSFORMERS = ("sklearn.preprocessing.StandardScaler", "sklearn.preprocessing.MinMaxScaler",
@@ -57,7 +60,7 @@ def _allowed_name(name: str) -> str | None:
     return None
 
 
-def _load_class(entry: str) -> type:
+def _load_class(entry: str) -> type[Any]:
     module, _, cls = entry.rpartition(".")
     return getattr(importlib.import_module(module), cls)  # `entry` is one of ours, never the file's
 
@@ -71,7 +74,7 @@ def _public_name(est) -> str | None:
     return None
 
 
-def _check_value(value, field: str, fail) -> None:
+def _check_value(value, field: str, fail: Fail) -> None:
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
@@ -89,7 +92,7 @@ def _check_value(value, field: str, fail) -> None:
     fail(f"a {type(value).__name__} is not a plain parameter value (null, bool, number, name)", field)
 
 
-def check_params(entry: str, params, field: str, fail) -> dict:
+def check_params(entry: str, params, field: str, fail: Fail) -> dict:
     """`params` as plain, bounded data the class's constructor accepts; `fail(message, field)` raises."""
     if not isinstance(params, dict):
         fail("must be an object of parameter values", field)
@@ -114,7 +117,7 @@ def check_params(entry: str, params, field: str, fail) -> dict:
     return params
 
 
-def _steps(spec, field: str, fail) -> list[tuple[str, dict, str]]:
+def _steps(spec, field: str, fail: Fail) -> list[tuple[str, dict, str]]:
     """(entry, params, field) per step of a described estimator, checked, nothing built yet."""
     if not isinstance(spec, dict):
         fail("must be an object", field)
@@ -144,7 +147,7 @@ def _steps(spec, field: str, fail) -> list[tuple[str, dict, str]]:
 
 def refit_work(spec, n_shadows: int, path: str | Path | None = None) -> float:
     """The leave-one-out refit's work (see MAX_REFIT_WORK) for a described estimator."""
-    def fail(message, field):
+    def fail(message: str, field: str) -> NoReturn:
         raise IntegrityError(message, path, field)
 
     scale = max(1.0, n_shadows / 200)
@@ -174,7 +177,7 @@ def build(spec, path: str | Path):
     """An unfitted estimator from a file's description; IntegrityError naming the field otherwise."""
     from sklearn.pipeline import make_pipeline
 
-    def fail(message, field):
+    def fail(message: str, field: str) -> NoReturn:
         raise IntegrityError(message, path, field)
 
     checked = _steps(spec, "classifier", fail)
@@ -189,7 +192,7 @@ def describe(est, path: str | Path | None = None) -> dict:
     for anything else, so a file this library writes always loads again."""
     from sklearn.pipeline import Pipeline
 
-    def fail(message, field):
+    def fail(message: str, field: str) -> NoReturn:
         raise InputError(message, path, field)
 
     ests = [step for _, step in est.steps] if isinstance(est, Pipeline) else [est]
