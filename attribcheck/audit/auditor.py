@@ -175,6 +175,7 @@ class Auditor:
         """What this key set can detect at this alpha (audit/power.py)."""
         from attribcheck.audit.power import power_report
 
+        assert self.p0 is not None  # set by __post_init__
         return power_report(len(self.keyset), self.p0, self.alpha, self.source_rate, self.r_min)
 
     def reconstruct(self, suspect: Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +189,7 @@ class Auditor:
     def _rule(self, m: int, k: int) -> tuple[str, float | None, float]:
         """The verdict on m of k keys, the innocent level it was held to (None: no innocent model
         was measured) and the bound on the suspect's inheritance rate."""
+        assert self.p0 is not None  # set by __post_init__
         level = self.innocent_level if self.null_models else None
         bound = score.inheritance_upper(m, k, self.source_rate)
         return decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min), level, bound
@@ -197,6 +199,7 @@ class Auditor:
         return self._rule(m, k)[0]
 
     def score(self, name: str, distances: np.ndarray, best_seeds=None) -> Verdict:
+        assert self.p0 is not None and self.delta_0 is not None  # set by __post_init__
         k = len(distances)
         m = score.matches(distances, self.delta_0)
         c = m / k if k else 0.0
@@ -210,4 +213,6 @@ class Auditor:
                        rate_bound=bound, r_min=self.r_min, source_rate=self.source_rate)
 
     def audit(self, suspect: Generator, name: str | None = None) -> Verdict:
-        return self.score(name or getattr(suspect, "name", "suspect"), *self.reconstruct(suspect))
+        if not name:
+            name = getattr(suspect, "name", "suspect")
+        return self.score(name, *self.reconstruct(suspect))

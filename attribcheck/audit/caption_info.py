@@ -59,7 +59,8 @@ class CaptionInfo:
             return False
         if self.between < self.delta_0:
             return True
-        return self.auc is not None and (self.p_value >= MAX_P or self.auc < MIN_AUC)
+        # auc and p_value are set together (rank_test)
+        return self.auc is not None and self.p_value is not None and (self.p_value >= MAX_P or self.auc < MIN_AUC)
 
     def reason(self) -> str | None:
         if not self.departs:
@@ -90,27 +91,27 @@ def rank_test(d: np.ndarray, labels: Sequence[int], seeds: Sequence[int]) -> tup
     lies further apart than a pair of one caption), ties counting half; p_value from
     PERMUTATIONS shuffles of the captions among each seed's answers (seeded: reproducible), of
     the mean distance within captions. None without a pair of each kind."""
-    labels, seeds = np.asarray(labels), np.asarray(seeds)
-    iu = np.triu_indices(len(labels), 1)
+    caps, seed = np.asarray(labels), np.asarray(seeds)  # each answer's caption label and query seed
+    iu = np.triu_indices(len(caps), 1)
     dist = np.asarray(d, dtype=np.float64)[iu]
-    other_seed = (seeds[:, None] != seeds[None, :])[iu]
+    other_seed = (seed[:, None] != seed[None, :])[iu]
 
     def same_caption(lab):
         return (lab[:, None] == lab[None, :])[iu] & other_seed
 
-    same = same_caption(labels)
+    same = same_caption(caps)
     if not same.any() or not (other_seed & ~same).any():
         return None
     w, b = dist[same], dist[other_seed & ~same]
     auc = float(np.mean(b[None, :] > w[:, None]) + 0.5 * np.mean(b[None, :] == w[:, None]))
     observed = w.mean()
     rng = np.random.default_rng(0)
-    groups = [np.flatnonzero(seeds == s) for s in np.unique(seeds)]
+    groups = [np.flatnonzero(seed == s) for s in np.unique(seed)]
     hits = 0
     for _ in range(PERMUTATIONS):
-        lab = labels.copy()
+        lab = caps.copy()
         for g in groups:
-            lab[g] = rng.permutation(labels[g])
+            lab[g] = rng.permutation(caps[g])
         hits += dist[same_caption(lab)].mean() <= observed + 1e-12
     return round(auc, 6), round(float((1 + hits) / (1 + PERMUTATIONS)), 6)
 

@@ -96,7 +96,8 @@ def _measurable(answer) -> bool:
 
 def _measure(answer: np.ndarray, height: int, width: int) -> tuple[tuple[int, int], float]:
     """What conformance keeps of one answer: its size and its sharpness at the keys' size."""
-    return tuple(int(v) for v in np.asarray(answer).shape[:2]), sharpness(answer, height, width)
+    h, w = np.asarray(answer).shape[:2]
+    return (int(h), int(w)), sharpness(answer, height, width)
 
 
 def _summary(seen, keys, min_sharpness: float) -> Conformance:

@@ -73,6 +73,8 @@ def read_declared(plain, seen, generator, name: str, steps) -> Declared:
     if declared is None:  # smaller than the keys through the steps: the declaration does not fit
         if untouched is None:
             _checked(generator, prompts, qseeds, raw, [k for k in seen.keyset.images for _ in seeds])
+        # answers smaller than the keys through the steps are also smaller than the keys: _checked raised
+        assert untouched is not None
         return Declared(replace(untouched, verdict=INCONCLUSIVE, departure=fit_seen.reason()), fit_seen, plain)
     if fit_seen.departs:
         return Declared(replace(declared, verdict=INCONCLUSIVE, departure=fit_seen.reason()), fit_seen, seen)
