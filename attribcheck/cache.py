@@ -6,9 +6,13 @@ protocol (scheduler, steps, guidance, size, dtype), the caption, the seed, the v
 the libraries that compute it and the device type. A changed weight file, scheduler or step
 count is another key, so the cache can only ever be a speed-up, never a different answer.
 
-Entries are float32 arrays stored losslessly (`.npy` bytes), behind a header naming the
-entry's own address and model identity, and a sha256 of header and array: a cached audit
-measures exactly the distances an uncached one does (an 8-bit PNG would not). An entry is
+Entries are stored losslessly and compactly: an answer every value of which float16 holds
+exactly (what an fp16 or bf16 protocol returns) is stored as float16, any other as float32,
+and the `.npy` bytes are zlib-compressed; a header names the entry's own address, model
+identity and dtype, and a sha256 covers header and array: a cached audit measures exactly the
+distances an uncached one does (an 8-bit PNG would not). The cache is bounded: past
+`$ATTRIBCHECK_CACHE_MAX_BYTES` (default MAX_BYTES) the entries read or written longest ago
+are evicted after each write. An entry is
 bound to its address: one copied or linked under another address (another model's, another
 caption's) is a miss, as is a digest or header that does not check out (a crash, a full disk,
 a flipped bit). A write goes to a temporary file in the same folder and is renamed into
@@ -31,6 +35,7 @@ import json
 import os
 import stat
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +45,16 @@ from attribcheck.outputs import replace_atomically
 
 ENV = "ATTRIBCHECK_CACHE"
 SUBDIR = "generations"
-FORMAT = 2  # part of every key and header: a change of the entry format starts afresh
+FORMAT = 3  # part of every key and header: a change of the entry format starts afresh
 _DIGEST = 32  # bytes of sha256 in front of each entry
 _HEADER = struct.Struct(">I")  # the header's length, in front of the header
 # the largest entry read back: a 2048x2048 RGB float32 answer (48 MiB) fits, a planted
 # multi-GB file is a miss without being read
 MAX_ENTRY_BYTES = 64 * 2**20
+# an entry's array once decompressed: a 4096x4096 RGB float32 answer; past it, a miss (a zlib bomb)
+MAX_ARRAY_BYTES = 4096 * 4096 * 3 * 4 + 4096
+MAX_BYTES = 20 * 10**9  # the whole cache's default bound (ENV_MAX_BYTES overrides)
+ENV_MAX_BYTES = "ATTRIBCHECK_CACHE_MAX_BYTES"
 _READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -74,9 +83,11 @@ class CacheInfo:
 class GenerationCache:
     """Images by content address under `root/generations/ab/<key>.npy`."""
 
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = None):
         self.root = Path(root) if root is not None else default_root()
         self.folder = self.root / SUBDIR
+        env = os.environ.get(ENV_MAX_BYTES, "")
+        self.max_bytes = max_bytes if max_bytes is not None else int(env) if env.isdigit() else MAX_BYTES
 
     def path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"
@@ -135,23 +146,36 @@ class GenerationCache:
         (n,) = _HEADER.unpack_from(payload)
         try:
             header = json.loads(payload[_HEADER.size:_HEADER.size + n])
-            arr = np.load(io.BytesIO(payload[_HEADER.size + n:]), allow_pickle=False)
-        except (ValueError, OSError, EOFError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            unzip = zlib.decompressobj()
+            raw = unzip.decompress(payload[_HEADER.size + n:], MAX_ARRAY_BYTES)
+            if unzip.unconsumed_tail or not unzip.eof:  # larger than any answer: a bomb, or cut short
+                return None
+            arr = np.load(io.BytesIO(raw), allow_pickle=False)
+        except (ValueError, OSError, EOFError, zlib.error):  # JSONDecodeError, UnicodeDecodeError: ValueErrors
             return None
         if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
             return None  # another address's entry, copied here
         if identity is not None and header.get("model") != identity:
             return None
-        if arr.dtype != np.float32 or arr.ndim != 3:
+        if arr.dtype.name != header.get("dtype") or arr.dtype not in (np.float16, np.float32) or arr.ndim != 3:
             return None
-        return arr
+        try:
+            os.utime(self.path(key))  # read now: the last to be evicted
+        except OSError:
+            pass
+        return arr.astype(np.float32)
 
     def put(self, key: str, image: np.ndarray, identity: str) -> None:
         """Store atomically: a temporary file beside the entry, then os.replace."""
+        arr = np.ascontiguousarray(image, dtype=np.float32)
+        half = arr.astype(np.float16)
+        if np.array_equal(half.astype(np.float32), arr):  # float16 holds every value exactly
+            arr = half
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(image, dtype=np.float32), allow_pickle=False)
-        header = json.dumps({"format": FORMAT, "key": key, "model": identity}, sort_keys=True).encode()
-        payload = _HEADER.pack(len(header)) + header + buf.getvalue()
+        np.save(buf, arr, allow_pickle=False)
+        header = json.dumps({"format": FORMAT, "key": key, "model": identity, "dtype": arr.dtype.name},
+                            sort_keys=True).encode()
+        payload = _HEADER.pack(len(header)) + header + zlib.compress(buf.getvalue(), 6)
         target = self.path(key)
         self._private(target.parent)
         replace_atomically(target, hashlib.sha256(payload).digest() + payload)
@@ -166,6 +190,30 @@ class GenerationCache:
                 except OSError:
                     pass
         return CacheInfo(self.folder, n, size)
+
+    def trim(self) -> int:
+        """Evict the entries read or written longest ago until the cache is within max_bytes;
+        returns how many went."""
+        entries = []
+        if self.folder.is_dir():
+            for p in self.folder.glob("??/*.npy"):
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                entries.append((st.st_mtime_ns, st.st_size, p))
+        total = sum(size for _, size, _ in entries)
+        gone = 0
+        for _, size, p in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            try:
+                p.unlink()
+            except OSError:
+                continue
+            total -= size
+            gone += 1
+        return gone
 
     def clear(self) -> int:
         """Remove every generation (nothing else in the cache root); returns how many."""

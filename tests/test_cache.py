@@ -248,3 +248,37 @@ def test_an_answer_far_over_the_protocols_size_is_refused_before_it_is_cached(tm
     with pytest.raises(DegenerateOutputError, match="2048x2048 is over 32 pixels"):
         gen.generate(["a cat"], [0])
     assert GenerationCache(tmp_path).info().entries == 0  # nothing reached the cache
+
+
+def test_entries_are_compact_lossless_and_bounded(tmp_path):
+    import zlib
+
+    cache = GenerationCache(tmp_path, max_bytes=10**9)
+    rng = np.random.default_rng(0)
+    full = rng.random((64, 64, 3)).astype(np.float32)  # needs float32: kept as float32
+    half = full.astype(np.float16).astype(np.float32)  # what an fp16 protocol returns: float16 holds it
+    cache.put("a" * 64, full, "m")
+    cache.put("b" * 64, half, "m")
+    assert np.array_equal(cache.get("a" * 64, "m"), full) and np.array_equal(cache.get("b" * 64, "m"), half)
+    assert cache.get("a" * 64).dtype == np.float32
+    assert cache.path("b" * 64).stat().st_size < 0.6 * cache.path("a" * 64).stat().st_size
+    # a zlib bomb under a valid digest and header is a miss, never decompressed in full
+    import hashlib
+    import io
+    import json
+
+    from attribcheck.cache import FORMAT, _HEADER
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4096, 4096, 4), np.float32))
+    header = json.dumps({"format": FORMAT, "key": "c" * 64, "model": "m", "dtype": "float32"}, sort_keys=True).encode()
+    payload = _HEADER.pack(len(header)) + header + zlib.compress(buf.getvalue(), 9)
+    path = cache.path("c" * 64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(hashlib.sha256(payload).digest() + payload)
+    assert cache.get("c" * 64, "m") is None
+    # bounded: past max_bytes the entry used longest ago goes first
+    os.utime(cache.path("a" * 64), (1, 1))
+    small = GenerationCache(tmp_path, max_bytes=cache.path("b" * 64).stat().st_size + 1)
+    path.unlink()
+    assert small.trim() == 1 and small.get("a" * 64) is None and small.get("b" * 64) is not None

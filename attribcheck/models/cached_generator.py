@@ -151,6 +151,7 @@ class CachedGenerator:
                     for i in missing:
                         out[i] = fresh[keys[i]]
                     generated = len(todo)
+                    self.cache.trim()  # within its bound: the entries used longest ago go first
         self.misses += generated  # images the model computed; every other answer is a hit
         self.hits += len(keys) - generated
         return out  # type: ignore[return-value]
