@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from PIL import Image
@@ -67,7 +68,7 @@ def resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if image.shape[0] == height and image.shape[1] == width:
         return image
     shrink = image.shape[0] > height or image.shape[1] > width
-    method = Image.BOX if shrink else Image.BILINEAR
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
     chans = [Image.fromarray(image[..., c].astype(np.float32), mode="F").resize((width, height), method)
              for c in range(image.shape[-1])]
     return np.clip(np.stack([np.asarray(c) for c in chans], axis=-1), 0.0, 1.0).astype(np.float32)
@@ -119,7 +120,7 @@ def decode(data: bytes, where: str | Path, field: str | None = None, expect: str
     FORMATS, from a suffix or a content type) when given; the size is checked before any
     pixel is decoded (`max_pixels`, `max_side`); every value is finite. Anything else is one
     `error` line naming `where` and `field`."""
-    def fail(message: str):
+    def fail(message: str) -> NoReturn:
         raise error(message, where, field)
 
     try:
@@ -129,7 +130,7 @@ def decode(data: bytes, where: str | Path, field: str | None = None, expect: str
     except Exception:  # noqa: BLE001 - PIL raises many kinds on hostile bytes
         fail(f"not a decodable image (only {', '.join(FORMATS)} are read)")
     with im:
-        if expect is not None and {"MPO": "JPEG"}.get(im.format, im.format) != expect:  # MPO: a camera's JPEG
+        if expect is not None and {"MPO": "JPEG"}.get(im.format or "", im.format) != expect:  # MPO: a camera's JPEG
             fail(f"holds a {im.format} image, but is named or served as {expect}")
         w, h = im.size
         if w * h > max_pixels:

@@ -41,6 +41,7 @@ an `InputError` naming the file and the field.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -54,9 +55,9 @@ from attribcheck.models.spec import SuspectSpec
 
 PIN = r"^sha256:[0-9a-f]{64}$"  # a pin: what attribcheck.pins writes and checks
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:  # Python 3.10
     import tomli as tomllib
 
 EXPECTATIONS = ("infringing", "innocent")
@@ -251,13 +252,14 @@ class Manifest:
             raise from_validation(_named(e, data), path) from e
         here = path.parent
 
-        def existing(rel: str | None, field_name: str, what: str) -> Path | None:
-            if rel is None:
-                return None
+        def existing(rel: str, field_name: str, what: str) -> Path:
             p = here / rel
             if not p.exists():
                 raise InputError(f"{what} {p} does not exist", path, field_name)
             return p
+
+        def optional(rel: str | None, field_name: str, what: str) -> Path | None:
+            return None if rel is None else existing(rel, field_name, what)
 
         a = m.audit
         keys = existing(a.keys, "audit.keys", "key set")
@@ -271,19 +273,19 @@ class Manifest:
         def spec(i: int, s: SuspectEntry, table: str) -> SuspectSpec:
             options = kinds.get(s.kind).options
             return SuspectSpec(
-                s.name, existing(s.path, f"{table}.{i}.path", "model"), s.expect, s.kind,
-                existing(s.config, f"{table}.{i}.config", "config"), s.repo, s.revision, s.variant,
-                existing(s.lora, f"{table}.{i}.lora", "LoRA file"), s.lora_scale,
+                s.name, optional(s.path, f"{table}.{i}.path", "model"), s.expect, s.kind,
+                optional(s.config, f"{table}.{i}.config", "config"), s.repo, s.revision, s.variant,
+                optional(s.lora, f"{table}.{i}.lora", "LoRA file"), s.lora_scale,
                 options.model_validate(s.options) if options is not None else None, tuple(s.postprocess), here)
 
         suspects = [spec(i, s, "suspects") for i, s in enumerate(m.suspects)]
         innocents = [spec(i, s, "innocents") for i, s in enumerate(m.innocents)]
-        discriminator = existing(a.discriminator, "audit.discriminator", "discriminator")
+        discriminator = optional(a.discriminator, "audit.discriminator", "discriminator")
         if discriminator is None and (keys / "discriminator.json").exists():
             discriminator = keys / "discriminator.json"
         return cls(path, a.name or path.stem, existing(a.source, "audit.source", "source"), keys, suspects,
                    a.alpha, a.delta_0, a.source_kind, discriminator, a.threshold,
-                   existing(a.source_config, "audit.source_config", "config"), a.min_sharpness, innocents,
+                   optional(a.source_config, "audit.source_config", "config"), a.min_sharpness, innocents,
                    a.r_min, pins=m.pins.flat() if m.pins is not None else {})
 
 

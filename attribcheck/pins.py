@@ -52,7 +52,7 @@ def spec_hash(spec) -> str | None:
 def keys_hash(manifest) -> str:
     from attribcheck.fingerprint import fingerprint
 
-    ignore = ()
+    ignore: tuple[str, ...] = ()
     d = manifest.discriminator
     if d is not None and Path(d).resolve().parent == Path(manifest.keys).resolve():
         ignore = (Path(d).name,)  # pinned on its own
@@ -123,7 +123,9 @@ def replace_table(text: str, new: str) -> str:
     """`text` with its `[pins]` tables (and the marker line above them) replaced by `new`,
     where the first one stood, or `new` appended; every other line kept as it was."""
     lines = text.splitlines(keepends=True)
-    blocks, start, last = [], None, None
+    blocks: list[tuple[int, int]] = []
+    start: int | None = None
+    last = 0  # set on a block's own header line, before the block can close
     for i, line in enumerate(lines + ["[end]\n"]):
         m = _HEADER.match(line)
         if m and start is not None and not _is_pins(m.group(1)):

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Final, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from attribcheck.models.protocol import QueryProtocol, Runtime
 
-FORMAT = "attribcheck.report"
-FORMAT_VERSION = 1
+FORMAT: Final = "attribcheck.report"
+FORMAT_VERSION: Final = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 OUTCOMES = ("as-expected", "contradiction", "inconclusive", "error")
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
+from attribcheck.audit.auditor import Auditor
 from attribcheck.audit.run import SuspectResult, audit_entry, audit_suspect, auditor_for, statistical_for
 from attribcheck.errors import AttribcheckError
 from attribcheck.manifest import Manifest
@@ -44,7 +45,7 @@ class AuditSession:
         self.load_error: BaseException | None = None
         self.statistical_error: BaseException | None = None
         self.artifacts: dict[str, str] = {}
-        self._auditor = None
+        self._auditor: Auditor | None = None
         self._statistical: object | None = None
         self._statistical_loaded = False
         self._results: dict[tuple[str, str | None], SuspectResult] = {}

@@ -3,7 +3,10 @@ its own, so the built-in kinds and the registry both import it and not each othe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -14,7 +17,7 @@ class SuspectKind:
     # identity(spec) -> a JSON-able dict of what decides the images; None: never cached
     identity: Optional[Callable[..., dict]] = None
     # a pydantic model validating the suspect's `options` table (None: the kind takes none)
-    options: Optional[type] = None
+    options: Optional[type[BaseModel]] = None
     needs_path: bool = True  # whether `path` must name an existing file or folder
     # whether answers come in batches (a model) or one request each (an API): early stopping
     # asks an unbatched kind key by key, so it can stop within a round
