@@ -167,7 +167,7 @@ class GenerationCache:
 
     def put(self, key: str, image: np.ndarray, identity: str) -> None:
         """Store atomically: a temporary file beside the entry, then os.replace."""
-        arr = np.ascontiguousarray(image, dtype=np.float32)
+        arr: np.ndarray = np.ascontiguousarray(image, dtype=np.float32)  # float32, or float16 below
         half = arr.astype(np.float16)
         if np.array_equal(half.astype(np.float32), arr):  # float16 holds every value exactly
             arr = half

@@ -25,6 +25,7 @@ The answers are asked in full (early stopping settles one reading, not both).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,12 +33,15 @@ from attribcheck.audit.conformance import Conformance, _measurable, conformance
 from attribcheck.audit.reconstruct import _checked, distances_to
 from attribcheck.audit.verdict import ATTRIBUTED, CLEAN, INCONCLUSIVE, Verdict
 
+if TYPE_CHECKING:
+    from attribcheck.audit.auditor import Auditor
+
 
 @dataclass
 class Declared:
     verdict: Verdict
     conformance: Conformance  # of the reading the verdict rests on
-    auditor: object  # the Auditor of that reading (its key set: the keys seen through the steps, or not)
+    auditor: Auditor  # the Auditor of that reading (its key set: the keys seen through the steps, or not)
 
 
 def _read(auditor, generator, name: str, prompts, qseeds, raw) -> Verdict | None:

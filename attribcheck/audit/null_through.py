@@ -21,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from attribcheck.audit import score
-from attribcheck.audit.auditor import hold_to_the_others, same_reference
+from attribcheck.audit.auditor import Auditor, hold_to_the_others, same_reference
 from attribcheck.audit.conformance import conformance
 from attribcheck.audit.postprocess import Postprocess
 from attribcheck.audit.reconstruct import _checked, distances_to
@@ -91,15 +91,14 @@ def carried_delta_0(delta_0: float, keys, post: Postprocess, distance) -> float:
     return delta_0 * float(np.quantile(moved, q)) / low if low > 0 else delta_0
 
 
-def through(auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]]]):
+def through(auditor: Auditor, post: Postprocess, answers: dict[str, list[list[np.ndarray]]]) -> Auditor:
     """An Auditor for answers that went through `post` (no steps: `auditor` itself)."""
-    from attribcheck.audit.auditor import Auditor
-
     if not post:
         return auditor
     if not answers:
         raise InputError("measuring the null through a postprocess needs innocent models ([[innocents]])",
                          field="innocents")
+    assert auditor.p0 is not None and auditor.delta_0 is not None  # set by Auditor.__post_init__
     ks = auditor.keyset
     seen = replace(ks, keys=[replace(k, image=post(k.image)) for k in ks.keys])
     targets = seen.images

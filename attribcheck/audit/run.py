@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 from attribcheck.audit.auditor import Auditor
 from attribcheck.audit.verdict import Verdict, outcome
@@ -13,13 +14,23 @@ from attribcheck.manifest import Manifest
 from attribcheck.models.spec import SuspectSpec, open_generator
 from attribcheck.models.protocol import Runtime
 
+if TYPE_CHECKING:  # imported where they are used, lazily: a plain audit needs none of them
+    from attribcheck.audit.caption_info import CaptionInfo
+    from attribcheck.audit.conformance import Conformance
+    from attribcheck.audit.early_stop import Queries
+    from attribcheck.statistical.verdict import StatisticalVerdict
+
+# A report row (attribcheck.report.SuspectReport and AuditEntry validate and define its fields):
+# built here as plain JSON data, so its values are Any
+Row = dict[str, Any]
+
 
 def auditor_for(manifest: Manifest) -> Auditor:
     """The manifest's Auditor. When its key set has a discriminator, the innocent shadows'
     profiles stored in it join the calibration references in bounding p0."""
     keyset = KeySet.load(manifest.keys)
     innocents = None
-    if manifest.statistical:
+    if manifest.discriminator is not None:  # manifest.statistical
         from attribcheck.statistical.fit import innocent_profiles
 
         innocents = innocent_profiles(manifest.discriminator, keyset)
@@ -56,16 +67,16 @@ class SuspectResult:
     spec: SuspectSpec
     role: str = "suspect"  # or "source": the self-check
     verdict: Verdict | None = None
-    statistical: object | None = None  # StatisticalVerdict
+    statistical: StatisticalVerdict | None = None
     error: BaseException | None = None
     fingerprint: str | None = None
     # key id -> the best seed's answer, kept only when an evidence report is asked for
     # (attribcheck.evidence); never part of the JSON report
     images: dict | None = field(default=None, repr=False)
     # an early-stopped audit's queries (attribcheck.audit.early_stop.Queries); None: the full audit
-    queries: object | None = None
-    conformance: object | None = None  # attribcheck.audit.conformance.Conformance of its answers
-    caption_info: object | None = None  # attribcheck.audit.caption_info.CaptionInfo of its answers
+    queries: Queries | None = None
+    conformance: Conformance | None = None  # of its answers
+    caption_info: CaptionInfo | None = None  # of its answers
 
     @property
     def outcome(self) -> str:
@@ -75,29 +86,31 @@ class SuspectResult:
             return "contradiction"  # the self-check: nothing short of attributed passes
         return outcome(self.verdict.verdict, self.spec.expect)
 
-    def report(self, auditor: Auditor | None) -> dict:
+    def report(self, auditor: Auditor | None) -> Row:
         """This suspect's row of the audit report (attribcheck.report.SuspectReport)."""
-        row = {"name": self.spec.name, "role": self.role, "expect": self.spec.expect, "kind": self.spec.kind,
+        row: Row = {"name": self.spec.name, "role": self.role, "expect": self.spec.expect, "kind": self.spec.kind,
                "fingerprint": self.fingerprint, "outcome": self.outcome}
         if self.error is not None:
             row["error"] = error_info(self.error)
         v = self.verdict
         if v is not None:
-            row["instance"] = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
-                                                          "alpha", "delta_0", "innocent_level", "departure",
-                                                          "rate_bound", "r_min", "source_rate")}
-            row["instance"]["postprocess"] = list(self.spec.postprocess)
+            assert auditor is not None  # a verdict comes from the manifest's auditor
+            instance: Row = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
+                                                        "alpha", "delta_0", "innocent_level", "departure",
+                                                        "rate_bound", "r_min", "source_rate")}
+            row["instance"] = instance
+            instance["postprocess"] = list(self.spec.postprocess)
             if self.conformance is not None:
-                row["instance"].update(sharpness=self.conformance.sharpness,
-                                       min_sharpness=self.conformance.min_sharpness)
+                instance.update(sharpness=self.conformance.sharpness, min_sharpness=self.conformance.min_sharpness)
             if self.caption_info is not None:
-                row["instance"]["caption_info"] = self.caption_info.to_dict()
-            seeds = v.best_seeds or [None] * len(v.distances)
-            row["keys"] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
-                           for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
+                instance["caption_info"] = self.caption_info.to_dict()
+            seeds: Sequence[int | None] = v.best_seeds or [None] * len(v.distances)
+            keys: list[Row] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
+                               for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
+            row["keys"] = keys
             if self.queries is not None:  # early stopped: what was asked (distances: best of these)
-                row["instance"].update(early_stop=True, queries=self.queries.asked, queries_full=self.queries.full)
-                for key_row, asked in zip(row["keys"], self.queries.seeds):
+                instance.update(early_stop=True, queries=self.queries.asked, queries_full=self.queries.full)
+                for key_row, asked in zip(keys, self.queries.seeds):
                     key_row["seeds_queried"] = asked
                     if not asked:  # never asked: a miss at the metric's bound, no seed
                         key_row["best_seed"] = None
@@ -175,6 +188,7 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             result.images = best_images(generator, auditor.keyset, result.verdict.best_seeds)
         result.conformance = declared.conformance if declared else watching.result(auditor.keyset.images,
                                                                                    auditor.min_sharpness)
+        assert auditor.delta_0 is not None  # set by Auditor.__post_init__
         result.caption_info = keeping.result(auditor.distance, auditor.delta_0)
         if statistical is not None and not early_stop:  # it needs every key's full distance
             result.statistical = statistical_verdict(result, statistical)
@@ -199,7 +213,7 @@ def _confirm_uncached(result: SuspectResult, auditor: Auditor, generator) -> Non
     everything = sv is not None and sv.verdict == "attributed"
     if v.verdict != "attributed" and not everything:
         return
-    seeds = v.best_seeds or [None] * len(v.distances)
+    seeds: Sequence[int | None] = v.best_seeds or [None] * len(v.distances)
     pairs = [(k.caption, int(s)) for k, d, s in zip(auditor.keyset.keys, v.distances, seeds)
              if s is not None and (everything or d < v.delta_0)]
     try:
@@ -225,6 +239,7 @@ def _read_with_care(result: SuspectResult) -> None:
 
     why = _departure_of(result)
     if why:
+        assert result.verdict is not None  # read after the audit gave its verdict
         result.verdict = replace(result.verdict, verdict=INCONCLUSIVE, departure=why)
 
 
@@ -236,6 +251,7 @@ def statistical_verdict(result: SuspectResult, statistical):
 
     from attribcheck.audit.verdict import INCONCLUSIVE
 
+    assert result.verdict is not None  # read after the audit gave its verdict
     sv = statistical.verdict(result.spec.name, result.verdict.distances)
     why = _departure_of(result) or (
         f"the discriminator was trained on untouched answers; these went through {'+'.join(result.spec.postprocess)}"
@@ -251,9 +267,9 @@ def keyset_info(manifest: Manifest, auditor: Auditor) -> dict:
 
 
 def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[SuspectResult],
-                error: BaseException | None = None) -> dict:
+                error: BaseException | None = None) -> Row:
     """One manifest's entry of the audit report (attribcheck.report.AuditEntry)."""
-    entry = {"name": manifest.name, "manifest": str(manifest.path)}
+    entry: Row = {"name": manifest.name, "manifest": str(manifest.path)}
     if auditor is not None:
         entry.update(keyset=keyset_info(manifest, auditor), alpha=auditor.alpha,
                      p0_models=auditor.null_models, p0=auditor.p0,
