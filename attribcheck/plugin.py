@@ -11,10 +11,14 @@ run, and a user's unrelated test session must not pay for torch.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 CASE = "_attrib_case"  # the hidden parameter every attribcheck fixture hangs off
 # Recorded per verdict with record_property, for junit (xunit1) readers.
@@ -158,9 +162,9 @@ _CollectError = pytest.Collector.CollectError
 def _is_manifest(path: Path) -> bool:
     """A *.toml with an [audit] table. A file that does not parse is an error, not a skip:
     silently dropping a broken manifest would pass a suite that audited nothing."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     from attribcheck.errors import AttribcheckError
     from attribcheck.safe_files import read_text_bounded
@@ -480,6 +484,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
     rows = entries(config)
     table = Table(show_edge=False)
+    just: JustifyMethod
     for col, just in (("suspect", "left"), ("expect", "left"), ("verdict", "left"), ("conf", "right"),
                       ("m/K", "right"), ("p-value", "right")):
         table.add_column(col, justify=just, overflow="fold")  # a name is wrapped, never cut

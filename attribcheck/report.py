@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final, Literal, Optional
+from typing import Final, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,7 +149,8 @@ def libraries() -> dict[str, str]:
     return out
 
 
-def new_report(audits: list[AuditEntry], runtime: Runtime) -> Report:
+def new_report(audits: Sequence[AuditEntry | dict], runtime: Runtime) -> Report:
+    """`audits`: entries, or their rows as attribcheck.audit.run.audit_entry builds them (validated here)."""
     from attribcheck import __version__
 
     return Report(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -40,15 +40,16 @@ def _fmt(x) -> str:
 
 
 def _block_drifts(name: str, old: dict | None, new: dict | None, tol: Tolerance) -> list[Drift]:
-    if old is None and new is None:
-        return []
     if old is None:
+        if new is None:
+            return []
         return [Drift(name, "suspect", "(not in baseline)", new.get("verdict", "?"))]
     if new is None:
         return [Drift(name, "suspect", old.get("verdict", "?"), "(not audited)")]
     out = []
     if old.get("verdict") != new.get("verdict"):
-        out.append(Drift(name, "verdict", old.get("verdict"), new.get("verdict")))
+        # a block always has a str verdict (snapshot writes one; store._check_block refuses any other)
+        out.append(Drift(name, "verdict", old["verdict"], new["verdict"]))
     # `not <=`, never `>`: a NaN on either side is a drift, not silence
     if "conf" in old and "conf" in new and not abs(new["conf"] - old["conf"]) <= tol.conf:
         out.append(Drift(name, "conf", _fmt(old["conf"]), _fmt(new["conf"]), new["conf"] - old["conf"]))

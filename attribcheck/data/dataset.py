@@ -54,7 +54,7 @@ class CaptionDataset:
                              "load with side= to resize")
         return np.stack([s.image for s in self.samples]).astype(np.float32)
 
-    def subset(self, indices: Sequence[int]) -> "CaptionDataset":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "CaptionDataset":
         return CaptionDataset([self.samples[int(i)] for i in indices], self.name)
 
     def concat(self, other: "CaptionDataset") -> "CaptionDataset":
