@@ -105,3 +105,15 @@ def test_keys_power_cli_prints_the_line(capsys):
 
     assert main(["keys", "power", "--keys", "fixtures/world-partial/emoji-web/keys/detection"]) == 0
     assert "with 5 more innocent models that reproduce none of the keys" in capsys.readouterr().out
+
+
+def test_key_heterogeneity_keeps_the_binomial_conservative():
+    """What the partial world's innocents show: a few keys carry every innocent match. Counts
+    per model are then under-dispersed and the pooled binomial's p-values conservative."""
+    rng = np.random.default_rng(5)
+    inn = profiles(300, 39, np.r_[np.full(3, 0.2), np.zeros(36)], rng)
+    m = null.counts(inn, DELTA)
+    assert null.dispersion(m, 39, rng)["ratio"] < 0.9
+    assert null.dispersion(null.counts(inn.T, DELTA), 300, rng)["ratio"] > 5
+    cal = null.calibration(null.owner_p_values(m, 39, None, rng))["share_at_most"]
+    assert cal["0.05"] <= 0.05 and cal["0.01"] <= 0.01
