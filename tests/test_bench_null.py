@@ -111,7 +111,7 @@ def test_key_heterogeneity_keeps_the_binomial_conservative():
     """What the partial world's innocents show: a few keys carry every innocent match. Counts
     per model are then under-dispersed and the pooled binomial's p-values conservative."""
     rng = np.random.default_rng(5)
-    inn = profiles(300, 39, np.r_[np.full(3, 0.2), np.zeros(36)], rng)
+    inn = profiles(300, 39, np.r_[np.full(3, 0.5), np.zeros(36)], rng)
     m = null.counts(inn, DELTA)
     assert null.dispersion(m, 39, rng)["ratio"] < 0.9
     assert null.dispersion(null.counts(inn.T, DELTA), 300, rng)["ratio"] > 5
