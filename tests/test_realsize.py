@@ -7,7 +7,6 @@ from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from attribcheck.lab.realsize.build import PRESETS, _text_encoder, _unet, _vae, build, folder_for
 
@@ -73,7 +72,7 @@ def test_bench_runs_every_variant_and_they_agree(tmp_path):
     assert set(VARIANTS) <= set(f)
     assert f["same_distances"] and f["same_verdicts"] and f["loop_agrees"]
     assert f["audit-cold"]["cache_entries"] == 2 * 2 * 2  # source and suspect, 2 keys x 2 seeds
-    assert f["cache_bytes_per_answer"] > 32 * 32 * 3 * 4  # float32 pixels, at least
+    assert f["cache_bytes_per_answer"] > 0  # compressed (lossless: tests/test_cache.py)
     assert f["audit-warm"]["seconds"] < f["audit-cold"]["seconds"]
     assert f["ratio_audit_to_loop"] > 0 and f["peak_rss_max_bytes"] > 0
     assert f["keys"]["attention_processors"] == ["AttnProcessor2_0"]
@@ -129,8 +128,8 @@ def test_a_batch_larger_than_free_memory_holds_is_split_and_gives_the_same_image
     cls = type(gen.pipeline)
     real = cls.__call__
     monkeypatch.setattr(cls, "__call__", lambda self, p, **kw: calls.append(len(p)) or real(self, p, **kw))
-    one_image = dg.BYTES_PER_IMAGE_512 * 32 * 32 / 512 ** 2
-    monkeypatch.setattr(dg, "free_memory", lambda device: int(1.5 * one_image / dg.FREE_SHARE))
+    one_image = (dg.DECODE_BYTES_512 + 1.5 * dg.BYTES_PER_IMAGE_512) * 32 * 32 / 512 ** 2
+    monkeypatch.setattr(dg, "free_memory", lambda device: int(one_image / dg.FREE_SHARE))
     split = gen.generate(prompts, seeds)
     assert calls == [1, 1, 1]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(whole, split))
@@ -139,9 +138,12 @@ def test_a_batch_larger_than_free_memory_holds_is_split_and_gives_the_same_image
 def test_the_batch_scales_with_pixels_and_dtype(monkeypatch):
     from attribcheck.models import diffusers_generator as dg
 
-    monkeypatch.setattr(dg, "free_memory", lambda device: int(10.5 * dg.BYTES_PER_IMAGE_512 / dg.FREE_SHARE))
+    room = dg.DECODE_BYTES_512 + 10.5 * dg.BYTES_PER_IMAGE_512  # the decoder once, ten and a half images
+    monkeypatch.setattr(dg, "free_memory", lambda device: int(room / dg.FREE_SHARE))
     assert dg.fitting_batch(64, 512, 512, "float32", "cpu") == 10
-    assert dg.fitting_batch(64, 1024, 1024, "float16", "cuda") == 5
     assert dg.fitting_batch(3, 512, 512, "float32", "cpu") == 3  # never more than asked
+    # 1024² in float16: four times the pixels at half the width, twice the memory per image and decoder
+    monkeypatch.setattr(dg, "free_memory", lambda device: int(2 * room / dg.FREE_SHARE))
+    assert dg.fitting_batch(64, 1024, 1024, "float16", "cuda") == 10
     monkeypatch.setattr(dg, "free_memory", lambda device: 0)
     assert dg.fitting_batch(64, 512, 512, "float32", "cpu") == 1  # at least one: let the allocator say no
