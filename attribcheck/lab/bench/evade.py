@@ -32,6 +32,9 @@ WASH_LR_FACTORS = (1.0, 0.1, 0.01)  # of the suspects' learning rate
 WASH_PAIRS = 80  # real pairs of the domain, as many as a suspect trained on
 LORA_RANK = 8
 LORA_LR = 5e-3  # LoRA adapters train at a higher rate than full weights (2.5x the suspects')
+# a stronger LoRA, after the first left its models not following their captions: twice the
+# rank, twice the rate, and the text encoder's MLPs adapted too
+LORA_STRONG = {"rank": 16, "lr": 1e-2, "text_mlp": True}
 # the recipe of every built point: a changed recipe builds into a new folder
 RECIPE = {"version": 1, "wash_pairs": WASH_PAIRS, "lora_rank": LORA_RANK, "lora_lr": LORA_LR,
           "wash_seed": 900, "distill_seed": 950}
@@ -142,7 +145,7 @@ class Plan:
             p.steps = 0
         return pts
 
-    def lora_point(self, like: str) -> Point:
+    def lora_point(self, like: str, rank: int = LORA_RANK, lr: float = LORA_LR, text_mlp: bool = False) -> Point:
         """The base LoRA-fine-tuned on the training set of the world model `like`."""
         from attribcheck.lab.evade.train import lora
 
@@ -150,10 +153,10 @@ class Plan:
 
         def build(out):
             data, seed = self.train_set(like)
-            lora(self.model("base"), data, self.builder.finetune_config(c.suspect_steps, LORA_LR, seed), out, LORA_RANK)
+            lora(self.model("base"), data, self.builder.finetune_config(c.suspect_steps, lr, seed), out, rank, text_mlp)
 
-        return Point(like, expect_of(like), "lora", {"rank": LORA_RANK, "lr": LORA_LR}, steps=c.suspect_steps,
-                     build=build)
+        strength = {"rank": rank, "lr": lr} | ({"text": "attn+mlp"} if text_mlp else {})
+        return Point(like, expect_of(like), "lora", strength, steps=c.suspect_steps, build=build)
 
     def distill_point(self, teacher: str) -> Point:
         """The base fine-tuned (the suspects' recipe) on `teacher`'s generations for the domain's
@@ -195,8 +198,9 @@ class Plan:
         pts += self.wash_points(inf, 1.0) + self.wash_points(inf, 0.1)
         pts += [self.lora_point(INFRINGERS[0]), self.lora_point(INFRINGERS[1]), self.distill_point(inf)]
         pts += self.wash_points(INNOCENT, 1.0, WASH_STEPS[:2]) + self.wash_points(INNOCENT, 0.1, WASH_STEPS[:2])
+        pts += self.wash_points(inf, 0.01)  # the gentlest wash, then the innocents' LoRA and student
         pts += [self.lora_point(INNOCENT), self.distill_point(INNOCENT)]
-        pts += self.wash_points(inf, 0.01)
+        pts += [self.lora_point(s, **LORA_STRONG) for s in (*INFRINGERS, INNOCENT)]
         for p in pts:
             if p.evasion != "none":
                 p.folder = self.root / p.name.replace("/", "__")

@@ -46,7 +46,7 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.n
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
-def lora(base: Path, data, cfg, out: Path, rank: int = 8) -> Path:
+def lora(base: Path, data, cfg, out: Path, rank: int = 8, text_mlp: bool = False) -> Path:
     """A LoRA fine-tune of `base` on `data`: only the adapters train (UNet and text encoder);
     the adapters are merged into the weights for serving (what loading them with diffusers'
     `load_lora_weights` at scale 1 computes)."""
@@ -62,7 +62,9 @@ def lora(base: Path, data, cfg, out: Path, rank: int = 8) -> Path:
                                                    requires_safety_checker=False)
     unet = get_peft_model(pipe.unet, LoraConfig(r=rank, lora_alpha=rank, target_modules=UNET_TARGETS,
                                                 init_lora_weights="gaussian"))
-    text = get_peft_model(pipe.text_encoder, LoraConfig(r=rank, lora_alpha=rank, target_modules=TEXT_TARGETS,
+    # with text_mlp, the text encoder's MLPs too (how far captions are told apart lies there as much)
+    targets = TEXT_TARGETS + (["fc1", "fc2"] if text_mlp else [])
+    text = get_peft_model(pipe.text_encoder, LoraConfig(r=rank, lora_alpha=rank, target_modules=targets,
                                                         init_lora_weights="gaussian"))
     images = np.stack([s.image for s in data]).astype(np.float32)
     latents = encode_images(pipe.vae, images)
