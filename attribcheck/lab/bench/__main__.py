@@ -76,35 +76,10 @@ def main(argv=None) -> int:
     null.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     null.add_argument("--shadow-cache", help="where the innocents are built (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     args = parser.parse_args(argv)
-    if args.bench == "null":
-        from attribcheck.lab.bench.null import run as run_null
+    import importlib
 
-        return run_null(args)
-    if args.bench == "evade":
-        from attribcheck.lab.bench.evade import run as run_evade
-
-        return run_evade(args)
-    if args.bench == "realsize":
-        from attribcheck.lab.bench.realsize import run as run_realsize
-
-        return run_realsize(args)
-    if args.bench == "speed":
-        from attribcheck.lab.bench.speed import run as run_speed
-
-        return run_speed(args)
-    if args.bench == "robust":
-        from attribcheck.lab.bench.robust import run as run_robust
-
-        return run_robust(args)
-    if args.bench == "paper":
-        from attribcheck.lab.bench.paper import run as run_paper
-
-        return run_paper(args)
-    if args.bench == "instance":
-        from attribcheck.lab.bench.instance import run
-
-        return run(args)
-    return 2
+    # each bench is a module of this package with a run(args); imported only when asked for
+    return importlib.import_module(f"attribcheck.lab.bench.{args.bench}").run(args)
 
 
 if __name__ == "__main__":
