@@ -37,6 +37,13 @@ def _probe(folder: Path, where: Path, what: str) -> None:
 
 def check_file(path: str | Path, what: str = "output") -> Path:
     """An output file that can be written: not a link, not a folder, inside a writable folder."""
+    path = _target(path, what)
+    _probe(path.parent, path, what)
+    return path
+
+
+def _target(path: str | Path, what: str) -> Path:
+    """`path` is no link and no folder, and what exists above it is a folder."""
     path = Path(path)
     if path.is_symlink():
         raise InputError("is a symbolic link; attribcheck replaces output files and never writes through a link",
@@ -46,7 +53,6 @@ def check_file(path: str | Path, what: str = "output") -> Path:
     above = _first_existing(path.parent)
     if not above.is_dir():
         raise InputError(f"{above} is not a folder", path, what)
-    _probe(path.parent, path, what)
     return path
 
 
@@ -66,8 +72,12 @@ def check_folder(path: str | Path, what: str = "output folder", index: str | Non
 
 def write_atomic(path: str | Path, data: str | bytes, what: str = "output") -> Path:
     """Write `data` to `path` whole or not at all, through an exclusively created temporary file."""
-    path = check_file(path, what)
-    replace_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
+    path = _target(path, what)  # no probe: the temporary file the write makes is the proof
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as e:
+        raise InputError(f"cannot write there ({e.strerror or e})", path, what) from None
     return path
 
 
