@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from attribcheck.audit.auditor import Auditor
+from attribcheck import pins
 from attribcheck.audit.run import SuspectResult, audit_entry, audit_suspect, auditor_for, statistical_for
 from attribcheck.errors import AttribcheckError
 from attribcheck.manifest import Manifest
@@ -57,7 +58,7 @@ class AuditSession:
         why). Pins are checked first: nothing is queried from an artifact that differs."""
         if self._auditor is None and self.load_error is None:
             try:
-                self.artifacts = _verify_pins(self.manifest)
+                self.artifacts = pins.verify(self.manifest)  # content hashes; a pinned manifest refuses a change
                 self._auditor = auditor_for(self.manifest)
             except AttribcheckError as e:
                 self.load_error = e
@@ -152,16 +153,6 @@ class AuditSession:
             entry["artifacts"] = dict(self.artifacts)
         entry["suspects"] = [_checked_row(row) for row in entry["suspects"]]
         return entry
-
-
-def _verify_pins(manifest: Manifest) -> dict[str, str]:
-    """The content hash of every artifact the verdicts rest on; a pinned manifest refuses any
-    that differs (attribcheck.pins)."""
-    try:
-        from attribcheck import pins
-    except ImportError:  # not built yet in this checkout
-        return {}
-    return pins.verify(manifest)
 
 
 def _checked_row(row: dict) -> dict:
