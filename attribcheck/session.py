@@ -105,8 +105,16 @@ class AuditSession:
             o = self.options
             if o.on_start is not None:
                 o.on_start(self.manifest.name, spec, role, len(self._results), len(self.specs()))
-            self._results[key] = audit_suspect(self.auditor, spec, o.runtime, role=role, keep_images=o.keep_images,
-                                               cache=o.cache, early_stop=o.early_stop)
+            # a suspect's statistical verdict is read inside the audit, before its answers are
+            # confirmed without the cache: an accusation at either level never rests on the cache
+            stat = None
+            if role == SUSPECT:
+                try:
+                    stat = self.statistical()
+                except AttribcheckError:
+                    pass  # statistical_error: the entry's error; the instance level still runs
+            self._results[key] = audit_suspect(self.auditor, spec, o.runtime, stat, role=role,
+                                               keep_images=o.keep_images, cache=o.cache, early_stop=o.early_stop)
         return self._results[key]
 
     def with_statistical(self, result: SuspectResult) -> SuspectResult:

@@ -172,3 +172,26 @@ def test_the_plugin_refuses_a_bad_output_path_before_collecting(pytester, world)
     res = pytester.runpytest("-p", "no:cacheprovider", "--attrib-json", "out.json")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     assert "--attrib-json" in res.stderr.str() and "not a regular file" in res.stderr.str()
+
+
+def test_the_statistical_verdict_is_read_before_the_cache_is_confirmed(world, fitted, monkeypatch):  # noqa: F811
+    """Cached answers behind a statistical accusation are confirmed too: the confirmation must
+    see the statistical verdict (the session read it only after the audit, so it never did)."""
+    from attribcheck.audit import run
+    from attribcheck.manifest import Manifest
+    from attribcheck.session import AuditSession
+
+    seen = {}
+    real = run._confirm_uncached
+
+    def spy(result, auditor, generator):
+        seen[result.spec.name] = result.statistical
+        return real(result, auditor, generator)
+
+    monkeypatch.setattr(run, "_confirm_uncached", spy)
+    keys, _, _ = fitted
+    m = world["keys"].parent / "stat.toml"
+    m.write_text(manifest_text({**world, "keys": keys}, "digits", {"infringer": "infringing"}))
+    session = AuditSession(Manifest.load(m))
+    session.run()
+    assert seen["infringer"] is not None and seen["infringer"].verdict == "attributed"
