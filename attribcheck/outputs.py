@@ -75,9 +75,9 @@ def write_atomic(path: str | Path, data: str | bytes, what: str = "output") -> P
     path = _target(path, what)  # no probe: the temporary file the write makes is the proof
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
     except OSError as e:
         raise InputError(f"cannot write there ({e.strerror or e})", path, what) from None
+    replace_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)  # a full disk stays an OSError
     return path
 
 
