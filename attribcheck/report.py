@@ -63,6 +63,8 @@ class InstanceResult(_Model):
     queries_full: Optional[int] = Field(None, ge=0)
     # why no verdict was read from the answers (then inconclusive): they depart from the protocol
     departure: Optional[str] = None
+    # why a clean reading was withheld (then inconclusive): the statistical level does not clear it
+    withheld: Optional[str] = None
     postprocess: list[str] = []  # the suspect's declared steps: keys and null were seen through them
     sharpness: Optional[float] = Field(None, ge=0)  # the answers' sharpness over the keys' (audit/conformance.py)
     min_sharpness: Optional[float] = None

@@ -246,3 +246,51 @@ def test_the_audit_line_and_report_say_what_clean_rules_out(tmp_path, world, cap
     v = rows["innocent"]["instance"]
     assert v["verdict"] == CLEAN and v["rate_bound"] < v["r_min"] == 0.15 and v["source_rate"] == 1.0
     assert v["caption_info"]["p_value"] < 0.01 and "This rules out an infringer inheriting 15%" in headline(v)
+
+
+# -- a clean verdict needs the statistical level's agreement --------------------------------------
+
+class _Discriminator:
+    """A StatisticalAuditor stand-in that gives every suspect the same P(infringing)."""
+
+    def __init__(self, p: float, cv: float = 1.0):
+        self.p, self.cv, self.seen = p, cv, []
+
+    def verdict(self, name, distances):
+        from attribcheck.statistical.verdict import StatisticalVerdict, decide_statistical
+
+        self.seen.append(len(distances))
+        return StatisticalVerdict(name, decide_statistical(self.p, 0.9, self.cv, 0.8), self.p, 0.9, self.cv, 0.8,
+                                  20, len(distances), "detection")
+
+
+@pytest.mark.parametrize("p, cv, verdict", [(0.05, 1.0, CLEAN), (0.09, 1.0, CLEAN), (0.12, 1.0, INCONCLUSIVE),
+                                            (0.5, 1.0, INCONCLUSIVE), (0.99, 1.0, INCONCLUSIVE),
+                                            (0.5, 0.6, CLEAN)])  # a discriminator under its accuracy floor says nothing
+@pytest.mark.parametrize("early_stop", [False, True])
+def test_clean_needs_the_statistical_level_on_the_innocent_side(info_world, p, cv, verdict, early_stop):
+    # bench evade: an infringer washed 2,000 steps matched 0 of 39 keys (clean at the instance
+    # level) while the discriminator still gave it P 0.12
+    auditor, folders = info_world
+    disc = _Discriminator(p, cv)
+    r = audit_suspect(auditor, SuspectSpec("innocent", folders["innocent"], "innocent", "folder"), statistical=disc,
+                      early_stop=early_stop)
+    assert r.error is None, r.error
+    assert r.verdict.verdict == verdict and r.verdict.matches == 0
+    assert disc.seen == [K_INFO]  # read once, on every key (early stopping asked every query)
+    if verdict == INCONCLUSIVE:
+        assert r.queries is None and "statistical level does not clear it" in r.verdict.reason()
+        assert f"P(infringing) {p:.3f} > 0.1" in r.verdict.withheld
+        from attribcheck.report import SuspectReport
+
+        row = SuspectReport.model_validate(r.report(auditor))
+        assert row.instance.withheld == r.verdict.withheld and row.outcome == "inconclusive"
+    else:
+        assert r.verdict.withheld is None
+
+
+def test_the_statistical_level_never_turns_a_verdict_clean(info_world):
+    auditor, folders = info_world
+    r = audit_suspect(auditor, SuspectSpec("one-image", folders["one-image"], "innocent", "folder"),
+                      statistical=_Discriminator(0.0))
+    assert r.verdict.verdict == INCONCLUSIVE and r.verdict.withheld is None and r.verdict.departure

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from attribcheck.audit.auditor import Auditor
-from attribcheck.audit.verdict import Verdict, outcome
+from attribcheck.audit.verdict import CLEAN, INCONCLUSIVE, Verdict, outcome
 from attribcheck.errors import AttribcheckError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.manifest import Manifest
@@ -97,7 +97,7 @@ class SuspectResult:
             assert auditor is not None  # a verdict comes from the manifest's auditor
             instance: Row = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
                                                         "alpha", "delta_0", "innocent_level", "departure",
-                                                        "rate_bound", "r_min", "source_rate")}
+                                                        "withheld", "rate_bound", "r_min", "source_rate")}
             row["instance"] = instance
             instance["postprocess"] = list(self.spec.postprocess)
             if self.conformance is not None:
@@ -180,6 +180,10 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
 
             chunk = None if kinds.get(spec.kind).batched else 1  # an API: key by key
             result.verdict, result.queries = audit_early(auditor, generator, spec.name, chunk)
+            if result.verdict.verdict == CLEAN and statistical is not None:
+                # nobody is cleared before the statistical level agrees, and it needs every
+                # key's distance over every seed: the full audit, for clean suspects only
+                result.verdict, result.queries = auditor.audit(generator, spec.name), None
         else:
             result.verdict = auditor.audit(generator, spec.name)
         if keep_images:
@@ -190,9 +194,10 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
                                                                                    auditor.min_sharpness)
         assert auditor.delta_0 is not None  # set by Auditor.__post_init__
         result.caption_info = keeping.result(auditor.distance, auditor.delta_0)
-        if statistical is not None and not early_stop:  # it needs every key's full distance
+        if statistical is not None and result.queries is None:  # it needs every key's full distance
             result.statistical = statistical_verdict(result, statistical)
         _read_with_care(result)
+        _clean_needs_every_level(result)
         _confirm_uncached(result, auditor, opened)
     except Exception as e:  # noqa: BLE001 - isolation is the point; the error is reported
         result.error = e
@@ -241,6 +246,26 @@ def _read_with_care(result: SuspectResult) -> None:
     if why:
         assert result.verdict is not None  # read after the audit gave its verdict
         result.verdict = replace(result.verdict, verdict=INCONCLUSIVE, departure=why)
+
+
+def _clean_needs_every_level(result: SuspectResult) -> None:
+    """A clean verdict clears a suspect only when the statistical level, where the manifest has
+    one and it read these answers, puts it on the innocent side too (P(infringing) <= 1 -
+    threshold); otherwise inconclusive, with the reason. Why: the instance level counts keys
+    matched under delta_0, and an infringer washed by further fine-tuning can match none while
+    its distance profile still leans toward the source's (bench evade: 2,000 steps at the
+    suspects' own rate left 0 of 39 keys and P 0.12). The same principle as a declared
+    postprocess (audit/declared.py): a second reading can take a clean verdict away, never
+    give one."""
+    from dataclasses import replace
+
+    v, sv = result.verdict, result.statistical
+    if v is None or v.verdict != CLEAN or sv is None or sv.departure or sv.cv_accuracy < sv.min_cv_accuracy:
+        return  # a discriminator that cannot read these answers, or cannot tell its own shadows apart, says nothing
+    if sv.p_infringing > 1 - sv.threshold:
+        result.verdict = replace(v, verdict=INCONCLUSIVE, withheld=(
+            f"{v.matches}/{v.k} keys matched and {v.rules_out().replace('it rules out', 'that would rule out')}, but "
+            f"the statistical level does not clear it: P(infringing) {sv.p_infringing:.3f} > {1 - sv.threshold:.3g}"))
 
 
 def statistical_verdict(result: SuspectResult, statistical):

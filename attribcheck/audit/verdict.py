@@ -39,6 +39,9 @@ class Verdict:
     rate_bound: float = 1.0
     r_min: float = DEFAULT_R_MIN
     source_rate: float = 1.0  # the share of the keys the source itself reproduces
+    # why a clean reading was withheld (then inconclusive): another level of the audit does not
+    # clear the suspect (audit/run.py: _clean_needs_every_level)
+    withheld: str | None = None
 
     def to_dict(self, with_distances: bool = True) -> dict:
         d = asdict(self)
@@ -66,6 +69,8 @@ class Verdict:
         """Why this verdict, in one sentence."""
         if self.departure:
             return self.departure
+        if self.withheld:
+            return self.withheld
         if self.verdict == ATTRIBUTED:
             return (f"p-value {self.p_value:.3g} < alpha {self.alpha}: it reproduces more keys than an "
                     f"innocent model would by chance (p0={self.p0:.3f})")

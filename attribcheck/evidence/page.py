@@ -113,7 +113,7 @@ def _verdict(entry: dict, row: dict) -> Verdict:
     return Verdict(name=row["name"], verdict=v["verdict"], conf=v["conf"], matches=v["matches"], k=v["k"],
                    p0=v["p0"], p_value=v["p_value"], alpha=v["alpha"], delta_0=v["delta_0"],
                    strategy=(entry.get("keyset") or {}).get("strategy", ""), innocent_level=v["innocent_level"],
-                   departure=v.get("departure"), **{f: v[f] for f in ("rate_bound", "r_min", "source_rate")
+                   departure=v.get("departure"), withheld=v.get("withheld"), **{f: v[f] for f in ("rate_bound", "r_min", "source_rate")
                                                     if v.get(f) is not None})
 
 
