@@ -8,7 +8,10 @@ count is another key, so the cache can only ever be a speed-up, never a differen
 
 Entries are stored losslessly and compactly: an answer every value of which float16 holds
 exactly (what an fp16 or bf16 protocol returns) is stored as float16, any other as float32,
-and the `.npy` bytes are zlib-compressed; a header names the entry's own address, model
+its bytes shuffled (all first bytes of the values, then all second bytes, ...: the exponent
+bytes of an image repeat, so zlib finds them: a 512-pixel photograph with a decoder's fine
+grain takes 1.10 MB in fp16 against 1.34 MB unshuffled; a smooth one 0.68 either way) and
+zlib-compressed; a header names the entry's own address, model
 identity and dtype, and a sha256 covers header and array: a cached audit measures exactly the
 distances an uncached one does (an 8-bit PNG would not). The cache is bounded: past
 `$ATTRIBCHECK_CACHE_MAX_BYTES` (default MAX_BYTES) the entries read or written longest ago
@@ -30,7 +33,6 @@ the lab's shadow models use too, under `generations/`.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import stat
@@ -45,7 +47,7 @@ from attribcheck.outputs import replace_atomically
 
 ENV = "ATTRIBCHECK_CACHE"
 SUBDIR = "generations"
-FORMAT = 3  # part of every key and header: a change of the entry format starts afresh
+FORMAT = 4  # part of every key and header: a change of the entry format starts afresh
 _DIGEST = 32  # bytes of sha256 in front of each entry
 _HEADER = struct.Struct(">I")  # the header's length, in front of the header
 # the largest entry read back: a 2048x2048 RGB float32 answer (48 MiB) fits, a planted
@@ -150,20 +152,20 @@ class GenerationCache:
             raw = unzip.decompress(payload[_HEADER.size + n:], MAX_ARRAY_BYTES)
             if unzip.unconsumed_tail or not unzip.eof:  # larger than any answer: a bomb, or cut short
                 return None
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError, EOFError, zlib.error):  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+            if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
+                return None  # another address's entry, copied here
+            if identity is not None and header.get("model") != identity:
+                return None
+            arr = _unshuffle(raw, header.get("dtype"), header.get("shape"))
+        except (ValueError, TypeError, OSError, EOFError, zlib.error):  # JSONDecodeError, UnicodeDecodeError: ValueErrors
             return None
-        if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("key") != key:
-            return None  # another address's entry, copied here
-        if identity is not None and header.get("model") != identity:
-            return None
-        if arr.dtype.name != header.get("dtype") or arr.dtype not in (np.float16, np.float32) or arr.ndim != 3:
+        if arr is None:
             return None
         try:
             os.utime(self.path(key))  # read now: the last to be evicted
         except OSError:
             pass
-        return arr.astype(np.float32)
+        return arr
 
     def put(self, key: str, image: np.ndarray, identity: str) -> None:
         """Store atomically: a temporary file beside the entry, then os.replace."""
@@ -171,11 +173,11 @@ class GenerationCache:
         half = arr.astype(np.float16)
         if np.array_equal(half.astype(np.float32), arr):  # float16 holds every value exactly
             arr = half
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        header = json.dumps({"format": FORMAT, "key": key, "model": identity, "dtype": arr.dtype.name},
-                            sort_keys=True).encode()
-        payload = _HEADER.pack(len(header)) + header + zlib.compress(buf.getvalue(), 6)
+        if arr.ndim != 3:
+            raise ValueError(f"an answer is (H, W, C); got shape {arr.shape}")
+        header = json.dumps({"format": FORMAT, "key": key, "model": identity, "dtype": arr.dtype.name,
+                             "shape": list(arr.shape)}, sort_keys=True).encode()
+        payload = _HEADER.pack(len(header)) + header + zlib.compress(_shuffle(arr), 6)
         target = self.path(key)
         self._private(target.parent)
         replace_atomically(target, hashlib.sha256(payload).digest() + payload)
@@ -223,3 +225,21 @@ class GenerationCache:
         if self.folder.is_dir():
             shutil.rmtree(self.folder)
         return n
+
+
+def _shuffle(arr: np.ndarray) -> bytes:
+    """The array's bytes, byte plane by byte plane (little-endian values)."""
+    b = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).view(np.uint8)
+    return b.reshape(-1, arr.dtype.itemsize).T.tobytes()
+
+
+def _unshuffle(raw: bytes, dtype, shape) -> np.ndarray | None:
+    """`_shuffle` undone; None unless `dtype` and `shape` are an answer's and match `raw`."""
+    if dtype not in ("float16", "float32") or not (isinstance(shape, list) and len(shape) == 3 and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape)) or shape[2] > 4:
+        return None
+    dt = np.dtype(dtype).newbyteorder("<")
+    if len(raw) != shape[0] * shape[1] * shape[2] * dt.itemsize:
+        return None
+    planes = np.frombuffer(raw, np.uint8).reshape(dt.itemsize, -1)
+    return np.ascontiguousarray(planes.T).view(dt).reshape(shape).astype(np.float32)

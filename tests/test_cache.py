@@ -282,3 +282,47 @@ def test_entries_are_compact_lossless_and_bounded(tmp_path):
     small = GenerationCache(tmp_path, max_bytes=cache.path("b" * 64).stat().st_size + 1)
     path.unlink()
     assert small.trim() == 1 and small.get("a" * 64) is None and small.get("b" * 64) is not None
+
+
+def _photo(side: int = 512) -> np.ndarray:
+    """A photograph (scikit-learn's sample) with a decoder's fine grain (1% noise), as an fp16
+    decoder returns it. Without the grain zlib alone makes 0.67 MB of it; with it, 1.34 MB,
+    over the budget, and 1.10 MB byte-shuffled."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    im = Image.fromarray(load_sample_image("flower.jpg")).resize((side, side), Image.BICUBIC)
+    grain = np.random.default_rng(0).normal(0, 0.01, (side, side, 3))
+    return np.clip(np.asarray(im, dtype=np.float32) / 255 + grain, 0, 1).astype(np.float16).astype(np.float32)
+
+
+def test_a_512_pixel_fp16_answer_fits_the_real_size_budget(tmp_path):
+    # issue 18: one SD-1.5 suspect's cold audit (30 keys x 4 seeds) under 150 MB: 1.25 MB an answer
+    cache, img = GenerationCache(tmp_path), _photo()
+    key = entry_key("m", QueryProtocol(dtype="float16").to_dict(), "a flower", 0)
+    cache.put(key, img, "m")
+    size = cache.path(key).stat().st_size
+    assert size < 150e6 / 120, size
+    got = cache.get(key, "m")
+    assert got.dtype == np.float32 and np.array_equal(got, img)  # lossless: the same bits back
+    fp32 = img + np.float32(1e-5)  # float16 cannot hold these: stored as float32, exactly
+    cache.put(key, fp32, "m")
+    assert np.array_equal(cache.get(key, "m"), fp32)
+
+
+@pytest.mark.parametrize("shape", [[512, 512], [512, 512, 3, 1], [0, 512, 3], [512, 512, 2 ** 40], "512",
+                                   [512.0, 512, 3], [True, 512, 3], [256, 512, 3]])
+def test_a_header_whose_shape_does_not_fit_its_bytes_is_a_miss(tmp_path, shape):
+    import hashlib
+    import json
+    import zlib
+
+    from attribcheck import cache as c
+
+    cache, img = GenerationCache(tmp_path), _photo(64)
+    key = entry_key("m", QueryProtocol().to_dict(), "a flower", 0)
+    cache.put(key, img, "m")
+    header = json.dumps({"format": c.FORMAT, "key": key, "model": "m", "dtype": "float16", "shape": shape}).encode()
+    payload = c._HEADER.pack(len(header)) + header + zlib.compress(c._shuffle(img.astype(np.float16)))
+    cache.path(key).write_bytes(hashlib.sha256(payload).digest() + payload)  # a self-consistent forgery
+    assert cache.get(key, "m") is None
