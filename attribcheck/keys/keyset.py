@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from attribcheck import images
-from attribcheck.errors import AttribcheckError, InputError, IntegrityError, from_validation
-from attribcheck.safe_files import read_json_object
+from attribcheck.artifacts import Artifact
+from attribcheck.errors import AttribcheckError, InputError, IntegrityError
 from attribcheck.models.protocol import QueryProtocol
 
 FORMAT_VERSION = 2  # 2: `protocol` without device or batch size (they never change an image)
@@ -99,8 +99,14 @@ class KeyEntry(_Strict):
     r_references: dict[str, float] = {}
 
 
-class KeySetFile(_Strict):
-    """The schema of `keyset.json`."""
+class KeySetFile(Artifact):
+    """The schema of `keyset.json`. The stamp (format, tool_version) is not part of the
+    content hash: the hash covers what the keys are, not who wrote them."""
+
+    FORMAT = "attribcheck.keyset"
+    FORMAT_VERSION = FORMAT_VERSION
+    UPGRADE = "re-select the keys with this version of attribcheck"
+    WHAT = FILENAME
 
     format_version: Literal[2]
     strategy: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -227,9 +233,7 @@ class KeySet:
         manifest["content_hash"] = self.content_hash()
         for i, k in enumerate(self.keys):
             images.save(k.image, folder / f"images/{i:04d}.png")
-        from attribcheck.outputs import write_atomic
-
-        write_atomic(folder / FILENAME, json.dumps(manifest, indent=2, allow_nan=False) + "\n", FILENAME)
+        KeySetFile.model_validate(manifest).save(folder / FILENAME)
         return folder
 
     @classmethod
@@ -237,14 +241,7 @@ class KeySet:
         """`independence=False` only for `attribcheck keys prune`, which repairs exactly that."""
         folder = Path(folder)
         path = folder / FILENAME
-        raw = read_json_object(path, f"no {FILENAME}: not a key set folder")
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise InputError(f"format {raw.get('format_version')!r} is not {FORMAT_VERSION}; re-select the keys "
-                             f"with this version of attribcheck", path, "format_version")
-        try:
-            m = KeySetFile.model_validate(raw)
-        except Exception as e:  # pydantic.ValidationError
-            raise from_validation(e, path) from e
+        m = KeySetFile.load(path, f"no {FILENAME}: not a key set folder")
         keys = []
         for i, k in enumerate(m.keys):
             try:

@@ -5,7 +5,6 @@ profiles without those keys' columns (no model runs). The content hash is recomp
 on the key set must be renewed (`attribcheck pin`)."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,13 +28,14 @@ def prune(folder: str | Path) -> list[str]:
     disc = folder / "discriminator.json"
     refit = None
     if disc.is_file():
+        from attribcheck.statistical import discriminator_file
         from attribcheck.statistical.discriminator import ShadowDiscriminator
 
         ShadowDiscriminator.load(disc, keyset_hash=ks.content_hash())  # only a genuine one is refitted
-        raw = json.loads(disc.read_text())
+        raw = discriminator_file.read(disc)
         columns = [i for i, k in enumerate(ks.keys) if k.id in kept_ids]
-        refit = (np.asarray(raw["X"], dtype=np.float64)[:, columns], np.asarray(raw["y"]),
-                 list(raw["metadata"]["shadows"]))
+        refit = (np.asarray(raw.X, dtype=np.float64)[:, columns], np.asarray(raw.y),
+                 list(raw.metadata["shadows"]))
     for stale in (folder / "images").glob("*.png"):  # save() writes images/0000.png.. for the kept keys
         stale.unlink()
     new.save(folder)

@@ -16,7 +16,6 @@ accusation), so loading it (`discriminator_file.py` holds the checks):
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +27,9 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from attribcheck.errors import IntegrityError
-from attribcheck.outputs import write_atomic
 from attribcheck.statistical import estimators
 from attribcheck.statistical.features import DEFAULT_BINS, profile_features
 
-FORMAT_VERSION = 1
 # Two leave-one-out accuracies are the same number when they agree to this (they are counts
 # over the shadows, so any real disagreement is at least 1/n).
 CV_TOLERANCE = 1e-9
@@ -108,13 +105,13 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
         """JSON: the classifier's description, the shadows' profiles and `metadata` (for a
         key set's discriminator: its content hash, so the pair cannot drift apart). Refuses
         classifiers outside the allow-list, and NaN anywhere (standard JSON only)."""
+        from attribcheck.statistical.discriminator_file import DiscriminatorFile
+
         check_is_fitted(self)
         path = Path(path)
         clf = self.classifier if self.classifier is not None else default_classifier()
-        text = json.dumps({"format_version": FORMAT_VERSION, "bins": [float(b) for b in self.bins],
-                           "classifier": estimators.describe(clf, path), "X": self.X_fit_.tolist(),
-                           "y": [int(v) for v in self.y_fit_], "metadata": metadata}, allow_nan=False)
-        write_atomic(path, text, "discriminator")
+        DiscriminatorFile(bins=[float(b) for b in self.bins], classifier=estimators.describe(clf, path),
+                          X=self.X_fit_.tolist(), y=[int(v) for v in self.y_fit_], metadata=metadata).save(path)
 
     @classmethod
     def load(cls, path: str | Path, **expected) -> "ShadowDiscriminator":
@@ -124,14 +121,14 @@ class ShadowDiscriminator(ClassifierMixin, BaseEstimator):
 
         path = Path(path)
         data = read(path)
-        meta = data["metadata"]
+        meta = data.metadata
         for key, value in expected.items():
             if meta.get(key) != value:
                 raise IntegrityError(f"is {meta.get(key)!r}, expected {value!r}: the discriminator belongs to "
                                      f"another key set", path, f"metadata.{key}")
-        est = cls(classifier=estimators.build(data["classifier"], path), bins=tuple(data["bins"]))
+        est = cls(classifier=estimators.build(data.classifier, path), bins=tuple(data.bins))
         try:
-            est.fit(np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"], dtype=np.int64))
+            est.fit(np.asarray(data.X, dtype=np.float64), np.asarray(data.y, dtype=np.int64))
         except ValueError as e:  # the allow-listed classifier rejected its parameters
             raise IntegrityError(f"cannot refit: {str(e).splitlines()[0]}", path, "classifier") from e
         cv = est.guard_accuracy()

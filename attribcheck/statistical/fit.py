@@ -142,9 +142,9 @@ def innocent_profiles(path: str | Path, keyset: KeySet) -> dict[str, np.ndarray]
 
     path = Path(path)
     data = discriminator_file.read(path)
-    if data["metadata"].get("keyset_hash") != keyset.content_hash():
+    if data.metadata.get("keyset_hash") != keyset.content_hash():
         raise IntegrityError("belongs to another key set", path, "metadata.keyset_hash")
-    if len(data["X"][0]) != len(keyset):
-        raise IntegrityError(f"profiles of {len(data['X'][0])} keys for a key set of {len(keyset)}", path, "X")
-    names = data["metadata"].get("shadows") or [f"shadow-{i}" for i in range(len(data["y"]))]
-    return {f"shadow:{n}": np.asarray(x, dtype=np.float64) for n, x, y in zip(names, data["X"], data["y"]) if y == 0}
+    if len(data.X[0]) != len(keyset):
+        raise IntegrityError(f"profiles of {len(data.X[0])} keys for a key set of {len(keyset)}", path, "X")
+    names = data.metadata.get("shadows") or [f"shadow-{i}" for i in range(len(data.y))]
+    return {f"shadow:{n}": np.asarray(x, dtype=np.float64) for n, x, y in zip(names, data.X, data.y) if y == 0}

@@ -281,7 +281,7 @@ def run(args) -> int:
     disc = keys / "discriminator.json"
     data = discriminator_file.read(disc)
     shadow_inn = innocent_profiles(disc, keyset)
-    shadow_inf = [np.asarray(x, dtype=np.float64) for x, y in zip(data["X"], data["y"]) if y == 1]
+    shadow_inf = [np.asarray(x, dtype=np.float64) for x, y in zip(data.X, data.y) if y == 1]
     cache = GenerationCache(args.cache_dir)
     world_inf = world_profiles(layout, dataset, keyset, [infringer_name(r, s) for r in wcfg.rhos
                                                           for s in wcfg.suspect_seeds], cache)
