@@ -40,3 +40,37 @@ def test_the_cli_logs_attribcheck_only_when_asked(tmp_path, world, capsys):
     assert "attribcheck.session" not in capsys.readouterr().err
     assert main(["audit", "-q", "-v", "--manifest", str(m), "--no-cache"]) == 0
     assert "attribcheck.session: digits: auditing suspect infringer" in capsys.readouterr().err
+
+
+def test_model_loads_cache_misses_and_hits_are_logged(tmp_path, caplog):
+    import logging
+
+    from attribcheck.cache import GenerationCache
+    from attribcheck.models.protocol import QueryProtocol
+    from attribcheck.models.spec import SuspectSpec, open_generator
+
+    protocol = QueryProtocol(steps=2)
+    spec = SuspectSpec("source", SOURCE, "infringing")
+    with caplog.at_level(logging.DEBUG, logger="attribcheck"):
+        open_generator(spec, protocol, cache=GenerationCache(tmp_path)).generate(["a cat"], [0])
+        open_generator(spec, protocol, cache=GenerationCache(tmp_path)).generate(["a cat"], [0])
+    text = [(r.name, r.getMessage()) for r in caplog.records]
+    assert ("attribcheck.models.cached_generator", "source: a cache miss, opening the model") in text
+    assert any(n == "attribcheck.models.diffusers_generator" and m.startswith(f"loaded {SOURCE}") for n, m in text)
+    assert text[-1] == ("attribcheck.models.cached_generator", "source: 1 answers from the cache, 0 generated")
+    assert sum(m.startswith("loading") for _, m in text) == 1  # the warm call opened no model
+
+
+def test_an_early_stop_is_logged(caplog, world):
+    import logging
+
+    from attribcheck.audit.auditor import Auditor
+    from attribcheck.audit.early_stop import audit_early
+    from attribcheck.keys.keyset import KeySet
+    from attribcheck.models.folder_generator import FolderGenerator
+
+    auditor = Auditor(KeySet.load(world["keys"]))
+    with caplog.at_level(logging.INFO, logger="attribcheck.audit.early_stop"):
+        _, queries = audit_early(auditor, FolderGenerator(world["infringer"]), "infringer")
+    assert queries.asked < queries.full
+    assert caplog.records[-1].getMessage() == f"infringer: early stop after {queries.asked} of {queries.full} queries"

@@ -25,12 +25,15 @@ This is why early stopping is an option (`--attrib-early-stop`, `attribcheck aud
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from attribcheck.audit.reconstruct import reconstruct
 from attribcheck.audit.verdict import Verdict
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,6 +94,8 @@ def audit_early(auditor, generator, name: str | None = None, chunk: int | None =
 
 
 def _verdict(auditor, generator, name, best, best_seed, asked, full) -> tuple[Verdict, Queries]:
+    n = sum(len(a) for a in asked)
+    logger.info("%s: early stop after %d of %d queries", name or getattr(generator, "name", "suspect"), n, full)
     # a key never asked (the decision was final before its turn) is scored as a miss at the
     # metric's upper bound; the report's seeds_queried says it was never asked
     never = [i for i, a in enumerate(asked) if not a]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,6 +30,8 @@ LIBRARIES = ("torch", "diffusers", "transformers")
 # the largest difference between a cached answer and the same answer regenerated (images in
 # [0, 1]): float32 rounding when a batch is composed differently, far below any distance
 CONFIRM_ATOL = 1e-4
+
+logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,6 +80,7 @@ class CachedGenerator:
     @property
     def model(self) -> Generator:
         if self._model is None:
+            logger.info("%s: a cache miss, opening the model", self.name)
             self._model = self._open()
         return self._model
 
@@ -154,6 +158,7 @@ class CachedGenerator:
                     self.cache.trim()  # within its bound: the entries used longest ago go first
         self.misses += generated  # images the model computed; every other answer is a hit
         self.hits += len(keys) - generated
+        logger.debug("%s: %d answers from the cache, %d generated", self.name, len(keys) - generated, generated)
         return out  # type: ignore[return-value]
 
 

@@ -1,6 +1,8 @@
 """A Generator over any diffusers text-to-image pipeline, loaded from local files only."""
 from __future__ import annotations
 
+import logging
+
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -11,6 +13,8 @@ from attribcheck.errors import InputError, IntegrityError
 from attribcheck.models import budget
 from attribcheck.models.protocol import QueryProtocol, Runtime
 from attribcheck.safe_files import check_tree, read_json_object, regular_file
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -118,8 +122,14 @@ def load_pipeline(path: str | Path, dtype: str = "float32", config: str | Path |
     A folder loads through AutoPipelineForText2Image, so SDXL, PixArt and the other
     text-to-image pipelines load alike (an img2img folder as its text-to-image twin).
     """
+    import time
+
+    t0 = time.perf_counter()
+    logger.info("loading %s (%s%s)", path, dtype, f", variant {variant}" if variant else "")
     with quiet():
-        return _load_pipeline(Path(path), config, dtype, variant, max_params)
+        pipe = _load_pipeline(Path(path), config, dtype, variant, max_params)
+    logger.info("loaded %s: %s in %.1f s", path, type(pipe).__name__, time.perf_counter() - t0)
+    return pipe
 
 
 def _load_pipeline(path: Path, config, dtype: str, variant: str | None, max_params: int | None):
