@@ -4,11 +4,13 @@ Written with sorted keys and one suspect per block (a diff of the file reads as 
 the audit), atomically."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Annotated, Optional
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from attribcheck.artifacts import Artifact
 from attribcheck.baseline.snapshot import FORMAT, FORMAT_VERSION
-from attribcheck.errors import InputError
 
 FOLDER = "baselines"
 
@@ -17,48 +19,50 @@ def path_for(manifest) -> Path:
     return Path(manifest.path).parent / FOLDER / f"{manifest.name}.json"
 
 
-def write(path: Path, baseline: dict) -> Path:
-    from attribcheck.outputs import write_atomic
+class Block(BaseModel):
+    """One suspect's (or the source's) record. A NaN conf or distance would compare as no drift
+    at all (every comparison with NaN is false) and switch the regression check off: refused."""
 
-    return write_atomic(path, json.dumps(baseline, indent=2, sort_keys=True, allow_nan=False) + "\n", "baseline")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    verdict: str
+    conf: Optional[float] = Field(None, ge=0, le=1)
+    matches: Optional[int] = Field(None, ge=0)
+    k: Optional[int] = Field(None, ge=0)
+    distances: dict[str, Annotated[float, Field(ge=0)]] = {}
+    early_stop: bool = False  # recorded and compared by its verdict only
+    error: Optional[str] = None  # the kind of error a suspect's row had
+
+
+class KeySetBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    content_hash: Optional[str] = None
+    strategy: Optional[str] = None
+    k: Optional[int] = None
+    delta_0: Optional[float] = None
+
+
+class BaselineFile(Artifact):
+    FORMAT = FORMAT
+    FORMAT_VERSION = FORMAT_VERSION
+    UPGRADE = "re-record it"
+    WHAT = "baseline"
+    SORT_KEYS = True  # a diff of the file reads as the diff of the audit
+
+    audit: str
+    keyset: KeySetBlock
+    source: Optional[Block] = None
+    suspects: dict[str, Block]
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)  # what was recorded, nothing a default adds
+
+
+def write(path: Path, baseline: dict) -> Path:
+    return BaselineFile.model_validate(baseline).save(path)
 
 
 def load(path: Path) -> dict:
-    from attribcheck.safe_files import read_text_bounded
-
-    try:  # a regular file of bounded size, nested within the parser's stack
-        data = json.loads(read_text_bounded(path))
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, a 5,000-digit integer, nesting
-        if isinstance(e, InputError):
-            raise
-        raise InputError(f"cannot read the baseline: {str(e).splitlines()[0][:200] or 'nested too deep'}", path) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"not an {FORMAT} file of version {FORMAT_VERSION}; re-record it", path, "format")
-    for field in ("suspects", "keyset"):
-        if not isinstance(data.get(field), dict):
-            raise InputError("missing or not a table", path, field)
-    blocks = {f"suspects.{name}": block for name, block in data["suspects"].items()}
-    if data.get("source") is not None:
-        blocks["source"] = data["source"]
-    for field, block in blocks.items():
-        _check_block(block, path, field)
-    return data
-
-
-def _finite(x, lo: float, hi: float) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi  # NaN fails both
-
-
-def _check_block(block, path: Path, field: str) -> None:
-    """A NaN conf or distance compares as no drift at all (every comparison with NaN is
-    false): it would switch the regression check off, so it is refused here."""
-    if not isinstance(block, dict) or not isinstance(block.get("verdict"), str):
-        raise InputError("not a block with a verdict", path, field)
-    if "conf" in block and not _finite(block["conf"], 0.0, 1.0):
-        raise InputError(f"{block['conf']!r} is not a conf in [0, 1]", path, f"{field}.conf")
-    distances = block.get("distances", {})
-    if not isinstance(distances, dict):
-        raise InputError("not a table of key ids to distances", path, f"{field}.distances")
-    for key, d in distances.items():
-        if not _finite(d, 0.0, float("inf")) or d == float("inf"):
-            raise InputError(f"{d!r} is not a finite distance >= 0", path, f"{field}.distances.{key}")
+    """The baseline as recorded (a regular file of bounded size, every block checked)."""
+    return BaselineFile.load(path).dump()

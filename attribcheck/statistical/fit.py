@@ -11,17 +11,18 @@ write to the store: they could replace the shadow's weights just as well.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
+from attribcheck.artifacts import Artifact
 from attribcheck.errors import InputError, IntegrityError
 from attribcheck.fingerprint import fingerprint
 from attribcheck.keys.keyset import KeySet
-from attribcheck.outputs import write_atomic
 from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.verdict import StatisticalVerdict, decide_statistical
 
@@ -29,25 +30,34 @@ FILENAME = "discriminator.json"
 CACHE_FORMAT = 1
 
 
+class ProfileEntry(Artifact):
+    """One cached profile: a model's distances on a key set's keys, and what they were computed from."""
+
+    FORMAT = "attribcheck.profile"
+    FORMAT_VERSION = CACHE_FORMAT
+    WHAT = "profile cache"
+    INDENT = None
+
+    model: str
+    model_fingerprint: str
+    keyset_hash: str
+    protocol: dict[str, Any]
+    distances: list[Annotated[float, Field(ge=0)]]
+
+
 def _cached(path: Path, model_fp: str, keyset_hash: str, k: int) -> np.ndarray | None:
     """The entry's distances when it was computed from this model and this key set, else None."""
     from attribcheck.errors import AttribcheckError
-    from attribcheck.safe_files import read_text_bounded
 
     if not path.exists():
         return None
-    try:  # an entry that is a FIFO, a device, too large or too deep is recomputed, never waited on
-        entry = json.loads(read_text_bounded(path))
-    except (AttribcheckError, ValueError, RecursionError):
+    try:  # an entry that is a FIFO, a device, too large, too deep or off the schema is recomputed
+        entry = ProfileEntry.load(path)
+    except AttribcheckError:
         return None
-    if not (isinstance(entry, dict) and entry.get("format_version") == CACHE_FORMAT
-            and entry.get("model_fingerprint") == model_fp and entry.get("keyset_hash") == keyset_hash):
+    if entry.model_fingerprint != model_fp or entry.keyset_hash != keyset_hash or len(entry.distances) != k:
         return None
-    d = entry.get("distances")
-    if not (isinstance(d, list) and len(d) == k and all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in d)):
-        return None
-    return np.asarray(d, dtype=np.float64)
+    return np.asarray(entry.distances, dtype=np.float64)
 
 
 def model_profile(keyset: KeySet, folder: str | Path, store: str | Path | None = None, runtime=None) -> np.ndarray:
@@ -69,9 +79,8 @@ def model_profile(keyset: KeySet, folder: str | Path, store: str | Path | None =
     if d.shape != (len(keyset),) or not np.all(np.isfinite(d)):
         raise IntegrityError(f"measured {d.shape} distances with non-finite values; expected {len(keyset)} finite",
                              folder)
-    entry = {"format_version": CACHE_FORMAT, "model": folder.name, "model_fingerprint": model_fp,
-             "keyset_hash": keyset_hash, "protocol": keyset.protocol.to_dict(), "distances": d.tolist()}
-    write_atomic(path, json.dumps(entry, allow_nan=False), "profile cache")
+    ProfileEntry(model=folder.name, model_fingerprint=model_fp, keyset_hash=keyset_hash,
+                 protocol=keyset.protocol.to_dict(), distances=d.tolist()).save(path)
     return d
 
 
