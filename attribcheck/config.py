@@ -1,10 +1,16 @@
-"""Configuration objects that round-trip through JSON (the diffusers habit)."""
+"""Configuration objects that round-trip through JSON (the diffusers habit).
+
+Saved through the artifact layer's stamp and writer (attribcheck.artifacts): a saved config
+names its format (`attribcheck.<class>`), version and the tool that wrote it; `load` reads a
+regular file of bounded size, refuses another format or a newer version by name, and an
+unknown key is one line naming the file and the key. Configs saved before the stamp load.
+`to_dict` and `to_json` stay unstamped: the lab hashes them (a cache folder's name)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T", bound="JsonConfig")
 
@@ -12,6 +18,12 @@ T = TypeVar("T", bound="JsonConfig")
 @dataclasses.dataclass
 class JsonConfig:
     """A dataclass that saves to and loads from a JSON dict; unknown keys are an error."""
+
+    FORMAT_VERSION: ClassVar[int] = 1
+
+    @classmethod
+    def format(cls) -> str:
+        return f"attribcheck.{cls.__name__}"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -37,10 +49,27 @@ class JsonConfig:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
+        from attribcheck.artifacts import tool_version
         from attribcheck.outputs import write_atomic
 
-        write_atomic(path, self.to_json() + "\n", "config")
+        stamp = {"format": self.format(), "format_version": self.FORMAT_VERSION, "tool_version": tool_version()}
+        write_atomic(path, json.dumps({**stamp, **self.to_dict()}, indent=2, sort_keys=True, allow_nan=False) + "\n",
+                     "config")
 
     @classmethod
     def load(cls: type[T], path: str | Path) -> T:
-        return cls.from_json(Path(path).read_text())
+        from attribcheck.artifacts import check_stamp, nonfinite_at
+        from attribcheck.errors import InputError
+        from attribcheck.safe_files import read_json_object
+
+        data = read_json_object(Path(path))
+        check_stamp(data, cls.format(), cls.FORMAT_VERSION, 1, path, default_version=1)
+        for stamp in ("format", "format_version", "tool_version"):
+            data.pop(stamp, None)
+        bad = nonfinite_at(data)
+        if bad:
+            raise InputError("not a finite number (standard JSON has no NaN or Infinity)", path, bad)
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise InputError("unknown key (a typo?)", path, unknown[0])
+        return cls.from_dict(data)

@@ -6,12 +6,14 @@ row, never a missing one: a gate that reads the report must see every suspect it
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from attribcheck.artifacts import Artifact
 
 from attribcheck.models.protocol import QueryProtocol, Runtime
 
@@ -123,9 +125,17 @@ class AuditEntry(_Model):
     error: Optional[ErrorInfo] = None  # the manifest or its key set could not be read
 
 
-class Report(_Model):
+class Report(Artifact):
+    # rows are built from the audit's Python values (tuples, numpy floats): not strict
+    model_config = ConfigDict(strict=False)
+    FORMAT = FORMAT
+    FORMAT_VERSION = FORMAT_VERSION
+    WHAT = "--json"
+    TOOL_STAMP = False  # the tool's version is in `tool`; the shipped schema has no tool_version
+
     format: Literal["attribcheck.report"] = FORMAT
     format_version: Literal[1] = FORMAT_VERSION
+    tool_version: SkipJsonSchema[None] = Field(None, exclude=True)
     created: str  # ISO 8601, UTC
     tool: dict[str, str]
     libraries: dict[str, str]
@@ -133,10 +143,7 @@ class Report(_Model):
     audits: list[AuditEntry]
 
     def write(self, path: str | Path) -> Path:
-        from attribcheck.outputs import write_atomic
-
-        text = json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False)
-        return write_atomic(path, text + "\n", "--json")  # a reader never sees half a report
+        return self.save(path)  # atomically: a reader never sees half a report
 
 
 def libraries() -> dict[str, str]:
