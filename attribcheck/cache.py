@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import stat
 import struct
@@ -44,6 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from attribcheck.outputs import replace_atomically
+
+logger = logging.getLogger(__name__)
 
 ENV = "ATTRIBCHECK_CACHE"
 SUBDIR = "generations"
@@ -139,6 +142,11 @@ class GenerationCache:
     def get(self, key: str, identity: str | None = None) -> np.ndarray | None:
         """The image stored for `key` (and, given, model `identity`), or None: missing,
         partial, corrupt and misplaced entries alike are misses."""
+        arr = self._lookup(key, identity)
+        logger.debug("cache %s %s", "miss" if arr is None else "hit", key[:16])
+        return arr
+
+    def _lookup(self, key: str, identity: str | None) -> np.ndarray | None:
         blob = self._read(self.path(key))
         if blob is None or len(blob) <= _DIGEST + _HEADER.size:
             return None
@@ -213,6 +221,7 @@ class GenerationCache:
                 p.unlink()
             except OSError:
                 continue
+            logger.debug("cache evicted %s (%d bytes)", p.stem[:16], size)
             total -= size
             gone += 1
         return gone
