@@ -205,7 +205,7 @@ def _audit(args) -> int:
         from attribcheck.audit.run import error_info
 
         e = error_info(session.load_error or session.statistical_error)
-        print(f"attribcheck: {e['kind']} error: {e['message']}", file=sys.stderr)
+        print(f"attribcheck: {e.kind} error: {e.message}", file=sys.stderr)
     for r in results:
         _say(args, _line(r))
     entry = session.entry(results)
@@ -305,7 +305,7 @@ def _line(r) -> str:
         from attribcheck.audit.run import error_info
 
         e = error_info(r.error)
-        return f"{r.spec.name}: ERROR ({e['kind']}): {e['message']} [{what}]"
+        return f"{r.spec.name}: ERROR ({e.kind}): {e.message} [{what}]"
     text = f"{r.verdict.summary()} [{what}: {r.outcome}]"
     if r.verdict.verdict == "clean":  # what the clean verdict rules out
         text += f"\n  {r.verdict.rules_out()}"

@@ -258,7 +258,7 @@ def _fail(manifest, what: str, exc: BaseException):
     from attribcheck.audit.run import error_info
 
     info = error_info(exc)
-    pytest.fail(f"{manifest.name}::{what}: {info['kind']} error: {info['message']}", pytrace=False)
+    pytest.fail(f"{manifest.name}::{what}: {info.kind} error: {info.message}", pytrace=False)
 
 
 @pytest.fixture

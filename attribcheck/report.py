@@ -24,7 +24,8 @@ OUTCOMES = ("as-expected", "contradiction", "inconclusive", "error")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # rows are built field by field (attribcheck.audit.run): each assignment is validated too
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
 
 
 class ErrorInfo(_Model):

@@ -19,6 +19,7 @@ from attribcheck.errors import AttribcheckError
 from attribcheck.manifest import Manifest
 from attribcheck.models.spec import SuspectSpec
 from attribcheck.models.protocol import Runtime
+from attribcheck.report import AuditEntry, ErrorInfo, SuspectReport
 
 logger = logging.getLogger(__name__)
 
@@ -150,34 +151,35 @@ class AuditSession:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def entry(self, results: list[SuspectResult] | None = None) -> dict:
-        """This manifest's entry of the report. Each row is checked against the report's schema
-        on its own: a row that does not fit becomes that suspect's error row, and every other
-        row is still written."""
+    def report_entry(self, results: list[SuspectResult] | None = None) -> AuditEntry:
+        """This manifest's entry of the report. Each row is built on its own: a row that does
+        not fit the report's schema becomes that suspect's error row, and every other row is
+        still written."""
         results = self.results() if results is None else results
         error = self.load_error or self.statistical_error
-        entry = audit_entry(self.manifest, self._auditor, results, error)
+        entry = audit_entry(self.manifest, self._auditor, results, error, row=lambda r: _checked_row(r, self._auditor))
         if self.artifacts:
-            entry["artifacts"] = dict(self.artifacts)
-        entry["suspects"] = [_checked_row(row) for row in entry["suspects"]]
+            entry.artifacts = dict(self.artifacts)
         return entry
 
+    def entry(self, results: list[SuspectResult] | None = None) -> dict:
+        """`report_entry` as JSON data (the plugin's user_properties, the CLI's report): the
+        fields that were set, so a partial entry merged into another never blanks them."""
+        return self.report_entry(results).model_dump(exclude_unset=True)
 
-def _checked_row(row: dict) -> dict:
+
+def _checked_row(result: SuspectResult, auditor: Auditor | None) -> SuspectReport:
     from pydantic import ValidationError
 
-    from attribcheck.report import SuspectReport
-
     try:
-        SuspectReport.model_validate(row)
-        return row
+        return result.report(auditor)
     except (ValidationError, ValueError) as e:
         first = str(e).strip().splitlines()
-        logger.error("%s: its report row does not fit the report schema: %s", row.get("name"), first)
-        keep = {k: row.get(k) for k in ("name", "role", "expect", "kind", "fingerprint")}
-        return {**keep, "outcome": "error",
-                "error": {"kind": "error", "message": f"the report row could not be written ({first[0] if first else e}); "
-                                                         f"please report this as a bug"}}
+        logger.error("%s: its report row does not fit the report schema: %s", result.spec.name, first)
+        return SuspectReport(name=result.spec.name, role=result.role, expect=result.spec.expect, kind=result.spec.kind,
+                             fingerprint=result.fingerprint, outcome="error", error=ErrorInfo(
+                                 kind="error", message=f"the report row could not be written ({first[0] if first else e}); "
+                                                       f"please report this as a bug"))
 
 
 # -- the outcome policy ----------------------------------------------------------------------

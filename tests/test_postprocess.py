@@ -187,10 +187,10 @@ def test_blurred_answers_get_no_verdict_until_the_postprocess_is_declared(tmp_pa
         assert r.verdict.verdict == "inconclusive" and r.conformance.departs, name
         assert r.verdict.reason().startswith("the answers are blurrier than the protocol's")  # same size
         row = r.report(auditor)
-        assert row["instance"]["departure"] and row["instance"]["sharpness"] < DEFAULT_MIN_SHARPNESS
+        assert row.instance.departure and row.instance.sharpness < DEFAULT_MIN_SHARPNESS
     auditor, sharp = _audit(plain, "innocent")  # untouched answers: read as before
     assert sharp.verdict.verdict == "clean" and sharp.verdict.departure is None
-    assert sharp.report(auditor)["instance"]["postprocess"] == []
+    assert sharp.report(auditor).instance.postprocess == []
 
     declared = _manifest(tmp_path, w, suspects, {n: steps for n in ("innocent-rt", "infringer-rt")},
                          [("ho", held_out)])
@@ -200,7 +200,7 @@ def test_blurred_answers_get_no_verdict_until_the_postprocess_is_declared(tmp_pa
     assert inf.verdict.verdict == "attributed" and inf.verdict.departure is None
     assert inn.verdict.p0 >= auditor.p0 and inf.verdict.p0 == inn.verdict.p0
     row = inf.report(auditor)
-    assert row["instance"]["postprocess"] == steps and row["instance"]["p0"] == inf.verdict.p0
+    assert row.instance.postprocess == steps and row.instance.p0 == inf.verdict.p0
 
 
 def test_a_declared_crop_is_seen_on_the_keys_too(tmp_path, world, held_out):

@@ -92,10 +92,18 @@ def test_the_outcome_policy_reads_both_levels():
 
 
 def test_a_row_that_does_not_fit_the_schema_is_an_error_row():
-    row = {"name": "s", "role": "suspect", "expect": "innocent", "kind": "diffusers", "fingerprint": None,
-           "outcome": "as-expected", "instance": {"verdict": "clean", "conf": 2.0}}
-    out = _checked_row(row)
-    assert out["outcome"] == "error" and out["error"]["kind"] == "error" and "instance" not in out
+    from attribcheck.audit.run import SuspectResult
+    from attribcheck.models.spec import SuspectSpec
+    from attribcheck.report import InstanceResult
+
+    class Unfit(SuspectResult):
+        def report(self, auditor):
+            row = super().report(auditor)
+            row.instance = InstanceResult.model_validate({"verdict": "clean", "conf": 2.0})  # refused
+            return row
+
+    out = _checked_row(Unfit(SuspectSpec("s", None, "innocent")), None)
+    assert out.outcome == "error" and out.error.kind == "error" and out.instance is None
 
 
 def test_a_row_that_cannot_be_written_loses_no_other_row(tmp_path, world, monkeypatch):
@@ -106,7 +114,7 @@ def test_a_row_that_cannot_be_written_loses_no_other_row(tmp_path, world, monkey
     def broken(self, auditor):
         row = real(self, auditor)
         if self.spec.name == "innocent":
-            row["instance"]["p_value"] = 7.0  # outside [0, 1]: the report model refuses it
+            row.instance.p_value = 7.0  # outside [0, 1]: the report model refuses it
         return row
 
     monkeypatch.setattr(run.SuspectResult, "report", broken)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from attribcheck.audit.auditor import Auditor
 from attribcheck.audit.verdict import CLEAN, INCONCLUSIVE, Verdict, outcome
@@ -13,6 +13,8 @@ from attribcheck.keys.keyset import KeySet
 from attribcheck.manifest import Manifest
 from attribcheck.models.spec import SuspectSpec, open_generator
 from attribcheck.models.protocol import Runtime
+from attribcheck.report import (AuditEntry, ErrorInfo, InstanceResult, KeyResult, KeySetInfo, StatisticalResult,
+                                SuspectReport)
 
 if TYPE_CHECKING:  # imported where they are used, lazily: a plain audit needs none of them
     from attribcheck.audit.caption_info import CaptionInfo
@@ -20,9 +22,6 @@ if TYPE_CHECKING:  # imported where they are used, lazily: a plain audit needs n
     from attribcheck.audit.early_stop import Queries
     from attribcheck.statistical.verdict import StatisticalVerdict
 
-# A report row (attribcheck.report.SuspectReport and AuditEntry validate and define its fields):
-# built here as plain JSON data, so its values are Any
-Row = dict[str, Any]
 
 
 def auditor_for(manifest: Manifest) -> Auditor:
@@ -55,11 +54,11 @@ def statistical_for(manifest: Manifest, keyset: KeySet):
                                          threshold=manifest.threshold)
 
 
-def error_info(exc: BaseException) -> dict:
+def error_info(exc: BaseException) -> ErrorInfo:
     """An exception as the report's error: its kind and one line."""
     kind = exc.kind if isinstance(exc, AttribcheckError) else "error"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return {"kind": kind, "message": text if isinstance(exc, AttribcheckError) else f"{type(exc).__name__}: {text}"}
+    return ErrorInfo(kind=kind, message=text if isinstance(exc, AttribcheckError) else f"{type(exc).__name__}: {text}")
 
 
 @dataclass
@@ -86,40 +85,42 @@ class SuspectResult:
             return "contradiction"  # the self-check: nothing short of attributed passes
         return outcome(self.verdict.verdict, self.spec.expect)
 
-    def report(self, auditor: Auditor | None) -> Row:
-        """This suspect's row of the audit report (attribcheck.report.SuspectReport)."""
-        row: Row = {"name": self.spec.name, "role": self.role, "expect": self.spec.expect, "kind": self.spec.kind,
-               "fingerprint": self.fingerprint, "outcome": self.outcome}
+    def report(self, auditor: Auditor | None) -> SuspectReport:
+        """This suspect's row of the audit report. Built as the report's models: a value that
+        does not fit is a ValidationError here. Only what applies is set (the JSON boundary
+        dumps the set fields: a partial row merged into another never blanks its fields)."""
+        row = SuspectReport(name=self.spec.name, role=self.role, expect=self.spec.expect, kind=self.spec.kind,
+                            fingerprint=self.fingerprint, outcome=self.outcome)
         if self.error is not None:
-            row["error"] = error_info(self.error)
+            row.error = error_info(self.error)
         v = self.verdict
         if v is not None:
             assert auditor is not None  # a verdict comes from the manifest's auditor
-            instance: Row = {f: getattr(v, f) for f in ("verdict", "conf", "matches", "k", "p_value", "p0",
-                                                        "alpha", "delta_0", "innocent_level", "departure",
-                                                        "withheld", "rate_bound", "r_min", "source_rate")}
-            row["instance"] = instance
-            instance["postprocess"] = list(self.spec.postprocess)
+            instance = InstanceResult(verdict=v.verdict, conf=v.conf, matches=v.matches, k=v.k, p_value=v.p_value,
+                                      p0=v.p0, alpha=v.alpha, delta_0=v.delta_0, innocent_level=v.innocent_level,
+                                      departure=v.departure, withheld=v.withheld, rate_bound=v.rate_bound,
+                                      r_min=v.r_min, source_rate=v.source_rate, postprocess=list(self.spec.postprocess))
             if self.conformance is not None:
-                instance.update(sharpness=self.conformance.sharpness, min_sharpness=self.conformance.min_sharpness)
+                instance.sharpness, instance.min_sharpness = self.conformance.sharpness, self.conformance.min_sharpness
             if self.caption_info is not None:
-                instance["caption_info"] = self.caption_info.to_dict()
+                instance.caption_info = self.caption_info.to_dict()
             seeds: Sequence[int | None] = v.best_seeds or [None] * len(v.distances)
-            keys: list[Row] = [{"id": key.id, "best_seed": s, "distance": d, "matched": d < v.delta_0}
-                               for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
-            row["keys"] = keys
+            keys = [KeyResult(id=key.id, best_seed=s, distance=d, matched=d < v.delta_0)
+                    for key, d, s in zip(auditor.keyset.keys, v.distances, seeds)]
             if self.queries is not None:  # early stopped: what was asked (distances: best of these)
-                instance.update(early_stop=True, queries=self.queries.asked, queries_full=self.queries.full)
+                instance.early_stop, instance.queries, instance.queries_full = True, self.queries.asked, self.queries.full
                 for key_row, asked in zip(keys, self.queries.seeds):
-                    key_row["seeds_queried"] = asked
+                    key_row.seeds_queried = asked
                     if not asked:  # never asked: a miss at the metric's bound, no seed
-                        key_row["best_seed"] = None
+                        key_row.best_seed = None
+            row.instance, row.keys = instance, keys
         sv = self.statistical
         if sv is not None:
-            row["statistical"] = {f: getattr(sv, f) for f in ("verdict", "p_infringing", "threshold", "cv_accuracy",
-                                                              "min_cv_accuracy", "shadows", "departure",
-                                                              "missed_infringing", "missed_innocent")}
-            row["statistical_outcome"] = outcome(sv.verdict, self.spec.expect)
+            row.statistical = StatisticalResult(
+                verdict=sv.verdict, p_infringing=sv.p_infringing, threshold=sv.threshold, cv_accuracy=sv.cv_accuracy,
+                min_cv_accuracy=sv.min_cv_accuracy, shadows=sv.shadows, departure=sv.departure,
+                missed_infringing=sv.missed_infringing, missed_innocent=sv.missed_innocent)
+            row.statistical_outcome = outcome(sv.verdict, self.spec.expect)
         return row
 
 
@@ -284,24 +285,25 @@ def statistical_verdict(result: SuspectResult, statistical):
     return replace(sv, verdict=INCONCLUSIVE, departure=why) if why else sv
 
 
-def keyset_info(manifest: Manifest, auditor: Auditor) -> dict:
+def keyset_info(manifest: Manifest, auditor: Auditor) -> KeySetInfo:
     keyset = auditor.keyset
-    return {"path": str(manifest.keys), "content_hash": auditor.keyset_hash, "strategy": keyset.strategy,
-            "k": len(keyset), "delta_0": keyset.delta_0, "metric": keyset.distance,
-            "protocol": keyset.protocol.to_dict(), "query_seeds": list(keyset.query_seeds)}
+    return KeySetInfo(path=str(manifest.keys), content_hash=auditor.keyset_hash, strategy=keyset.strategy,
+                      k=len(keyset), delta_0=keyset.delta_0, metric=keyset.distance, protocol=keyset.protocol,
+                      query_seeds=list(keyset.query_seeds))
 
 
 def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[SuspectResult],
-                error: BaseException | None = None) -> Row:
-    """One manifest's entry of the audit report (attribcheck.report.AuditEntry)."""
-    entry: Row = {"name": manifest.name, "manifest": str(manifest.path)}
+                error: BaseException | None = None,
+                row: Callable[[SuspectResult], SuspectReport] | None = None) -> AuditEntry:
+    """One manifest's entry of the audit report. `row`: how a result becomes its row (default
+    `SuspectResult.report`; the session's checks each row on its own)."""
+    entry = AuditEntry(name=manifest.name, manifest=str(manifest.path))
     if auditor is not None:
-        entry.update(keyset=keyset_info(manifest, auditor), alpha=auditor.alpha,
-                     p0_models=auditor.null_models, p0=auditor.p0,
-                     min_conf_attributable=auditor.power().min_conf)
-    entry["suspects"] = [r.report(auditor) for r in results]
+        entry.keyset, entry.alpha, entry.p0_models = keyset_info(manifest, auditor), auditor.alpha, auditor.null_models
+        entry.p0, entry.min_conf_attributable = auditor.p0, auditor.power().min_conf
+    entry.suspects = [row(r) if row is not None else r.report(auditor) for r in results]
     if error is not None:
-        entry["error"] = error_info(error)
+        entry.error = error_info(error)
     return entry
 
 

@@ -251,7 +251,7 @@ def pixel_timings(sizes=(512, 1024), k: int = 4, repeat: int = 3) -> dict:
         manifest = Manifest(Path("synthetic.toml"), "synthetic", Path("source"), Path("keys"))  # never read
         with tempfile.TemporaryDirectory() as tmp:
             def page():
-                entry = audit_entry(manifest, auditor, [res])
+                entry = audit_entry(manifest, auditor, [res]).model_dump(exclude_unset=True)
                 return write_page(tmp, [entry], {("synthetic", "suspect"): encode_answers(res.images)},
                                   keysets={"synthetic": ks})
 
