@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from attribcheck.errors import AttribcheckError, InputError, from_validation
 
@@ -66,6 +66,40 @@ def check_stamp(data: dict, fmt: str, version: int, oldest: int, path: str | Pat
     return v
 
 
+def stamped_json(stamp: dict[str, Any], data: dict[str, Any], indent: int | None = 2, sort_keys: bool = False) -> str:
+    """The text of a saved file: its stamp first, then its data; standard JSON only (a NaN is
+    a ValueError: a bug of the writer, never a file that silently holds null)."""
+    import json
+
+    body = {**stamp, **{k: v for k, v in data.items() if k not in stamp}}
+    return json.dumps(body, indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+def save_data(path: str | Path, fmt: str, version: int, data: dict[str, Any], what: str,
+              indent: int | None = 2, sort_keys: bool = False) -> Path:
+    """Write `data` stamped with its format, version and this tool's version, atomically. For
+    a file whose fields a model does not hold (the lab's dataclass configs)."""
+    from attribcheck.outputs import write_atomic
+
+    stamp = {"format": fmt, "format_version": version, "tool_version": tool_version()}
+    return write_atomic(path, stamped_json(stamp, data, indent, sort_keys), what)
+
+
+def load_data(path: str | Path, fmt: str, version: int, error: type[AttribcheckError] = InputError,
+              default_version: int | None = None) -> dict[str, Any]:
+    """`save_data`'s data back, unstamped: a regular file of bounded size, its stamp checked
+    (an older file without one loads), no NaN or Infinity anywhere."""
+    from attribcheck.safe_files import read_json_object
+
+    path = Path(path)
+    data = read_json_object(path)
+    check_stamp(data, fmt, version, version, path, error, default_version=default_version)
+    bad = nonfinite_at(data)
+    if bad:
+        raise error(f"{_at(data, bad)!r} is not a finite number (standard JSON has no NaN or Infinity)", path, bad)
+    return {k: v for k, v in data.items() if k not in ("format", "format_version", "tool_version")}
+
+
 class Artifact(BaseModel):
     """A saved file. Subclasses set FORMAT and FORMAT_VERSION and declare their fields;
     relations between fields that a type cannot say go in `check`."""
@@ -85,6 +119,15 @@ class Artifact(BaseModel):
     format: Optional[str] = None  # absent in files older than the stamp
     format_version: int
     tool_version: Optional[str] = None  # absent in files older than the stamp
+
+    @model_validator(mode="before")
+    @classmethod
+    def _current_version(cls, data: Any) -> Any:
+        """Built in memory, an artifact is of the current version. (A file without one is
+        refused before validation, by `check_stamp`, unless its class names a default.)"""
+        if isinstance(data, dict) and "format_version" not in data:
+            return {**data, "format_version": cls.FORMAT_VERSION}
+        return data
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -132,11 +175,7 @@ class Artifact(BaseModel):
         return self.model_dump()
 
     def to_json(self) -> str:
-        import json
-
-        stamp = self.stamp()
-        data = {**stamp, **{k: v for k, v in self.dump().items() if k not in stamp}}
-        return json.dumps(data, indent=self.INDENT, sort_keys=self.SORT_KEYS, allow_nan=False) + "\n"
+        return stamped_json(self.stamp(), self.dump(), self.INDENT, self.SORT_KEYS)
 
     def save(self, path: str | Path) -> Path:
         from attribcheck.outputs import write_atomic

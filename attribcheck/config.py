@@ -49,26 +49,16 @@ class JsonConfig:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
-        from attribcheck.artifacts import tool_version
-        from attribcheck.outputs import write_atomic
+        from attribcheck.artifacts import save_data
 
-        stamp = {"format": self.format(), "format_version": self.FORMAT_VERSION, "tool_version": tool_version()}
-        write_atomic(path, json.dumps({**stamp, **self.to_dict()}, indent=2, sort_keys=True, allow_nan=False) + "\n",
-                     "config")
+        save_data(path, self.format(), self.FORMAT_VERSION, self.to_dict(), "config", sort_keys=True)
 
     @classmethod
     def load(cls: type[T], path: str | Path) -> T:
-        from attribcheck.artifacts import check_stamp, nonfinite_at
+        from attribcheck.artifacts import load_data
         from attribcheck.errors import InputError
-        from attribcheck.safe_files import read_json_object
 
-        data = read_json_object(Path(path))
-        check_stamp(data, cls.format(), cls.FORMAT_VERSION, 1, path, default_version=1)
-        for stamp in ("format", "format_version", "tool_version"):
-            data.pop(stamp, None)
-        bad = nonfinite_at(data)
-        if bad:
-            raise InputError("not a finite number (standard JSON has no NaN or Infinity)", path, bad)
+        data = load_data(path, cls.format(), cls.FORMAT_VERSION, default_version=1)
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise InputError("unknown key (a typo?)", path, unknown[0])
