@@ -214,8 +214,15 @@ def test_threads_and_devices_per_xdist_worker(monkeypatch):
     from attribcheck.models.protocol import available_cores, default_threads, worker_device
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert default_threads(1) == available_cores()
-    assert default_threads(available_cores() * 2) == 1  # never 0
+    cores = available_cores()
+    assert default_threads(1, load=0.0) == cores  # an idle machine: every core
+    assert default_threads(cores * 2, load=0.0) == 1  # never 0
+    assert default_threads(1, load=cores) == 1  # every core busy with other jobs: one thread
+    assert default_threads(1, load=cores - 1) == 1 and default_threads(1, load=cores + 5) == 1
+    monkeypatch.setattr("attribcheck.models.protocol.available_cores", lambda: 16)
+    assert default_threads(1, load=5.6) == 10 and default_threads(2, load=5.6) == 5
+    monkeypatch.setattr("os.getloadavg", lambda: (12.2, 0.0, 0.0))
+    assert default_threads(1) == 4  # the machine's own load average by default
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert default_threads(4) == 3  # the user's own setting wins
     assert worker_device("cuda", "gw3", 2) == "cuda:1" and worker_device("cuda", "gw0", 2) == "cuda:0"

@@ -78,17 +78,26 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads(workers: int = 1) -> int:
+def default_threads(workers: int = 1, load: float | None = None) -> int:
     """torch CPU threads for one of `workers` processes sharing this machine: OMP_NUM_THREADS
-    when it is set (the user's own choice), else the available cores shared out, at least 1.
-    torch's own default (every core, in every process) oversubscribes a shared machine: the
-    suites took 928 s against 43 s at one thread on a busy 2-core box."""
+    when it is set (the user's own choice), else the cores other jobs leave free (the cores
+    less the 1-minute load average, rounded), shared out, at least 1. torch's own default
+    (every core, in every process) oversubscribes a shared machine: on this project's 2-core
+    box at load 2, the tiny world's source took 10.7 s an image at 2 threads against 0.47 s at
+    one (`python -m attribcheck.bench threads`, docs/bench_threads.json); the suites once took
+    928 s against 43 s. `load`: the load average to assume (default: the machine's)."""
     import os
 
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) >= 1:
         return int(env)
-    return max(1, available_cores() // max(1, workers))
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average (Windows): assume an idle machine
+            load = 0.0
+    free = max(1, int(available_cores() - load + 0.5))
+    return max(1, free // max(1, workers))
 
 
 def worker_device(device: str, worker: str | None, gpus: int) -> str:

@@ -75,6 +75,12 @@ def main(argv=None) -> int:
     null.add_argument("--figure", help="write the p-value QQ plot (PNG) here")
     null.add_argument("--cache-dir", help="generation cache (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     null.add_argument("--shadow-cache", help="where the innocents are built (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    th = sub.add_parser("threads", help="seconds per image at 1, cores/2 and all cores' torch threads, on this "
+                                        "machine as loaded now (what the default thread count should be)")
+    th.add_argument("--images", type=int, default=8, help="timed images per count, tiny model (default 8)")
+    th.add_argument("--realsize", help="an SD-1.5-shaped pipeline folder (attribcheck realsize build) to time too")
+    th.add_argument("--real-steps", type=int, default=2, help="DDIM steps at 512² (default 2)")
+    th.add_argument("--json", help="write results here")
     args = parser.parse_args(argv)
     import importlib
 
