@@ -134,8 +134,8 @@ class Report(Artifact):
     WHAT = "--json"
     TOOL_STAMP = False  # the tool's version is in `tool`; the shipped schema has no tool_version
 
-    format: Literal["attribcheck.report"] = FORMAT
-    format_version: Literal[1] = FORMAT_VERSION
+    format: Literal["attribcheck.report"] = "attribcheck.report"  # = FORMAT (a class variable here)
+    format_version: Literal[1] = 1  # = FORMAT_VERSION
     tool_version: SkipJsonSchema[None] = Field(None, exclude=True)
     created: str  # ISO 8601, UTC
     tool: dict[str, str]

@@ -79,7 +79,7 @@ def model_profile(keyset: KeySet, folder: str | Path, store: str | Path | None =
     if d.shape != (len(keyset),) or not np.all(np.isfinite(d)):
         raise IntegrityError(f"measured {d.shape} distances with non-finite values; expected {len(keyset)} finite",
                              folder)
-    ProfileEntry(model=folder.name, model_fingerprint=model_fp, keyset_hash=keyset_hash,
+    ProfileEntry(format_version=CACHE_FORMAT, model=folder.name, model_fingerprint=model_fp, keyset_hash=keyset_hash,
                  protocol=keyset.protocol.to_dict(), distances=d.tolist()).save(path)
     return d
 
