@@ -160,7 +160,8 @@ def libraries() -> dict[str, str]:
 
 
 def new_report(audits: Sequence[AuditEntry | dict], runtime: Runtime) -> Report:
-    """`audits`: entries, or their rows as attribcheck.audit.run.audit_entry builds them (validated here)."""
+    """`audits`: entries (attribcheck.audit.run.audit_entry), or their JSON data as the plugin
+    merges it from its workers (validated here)."""
     from attribcheck import __version__
 
     return Report(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
