@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from attribcheck.lab.realsize.build import PRESETS, _text_encoder, _unet, _vae, build, folder_for
+from attribcheck.lab.realsize.build import PRESETS, _text_encoder, _text_encoder_2, _unet, _vae, build, folder_for
 
 # Stable Diffusion 1.5's published parameter counts (UNet, VAE, CLIP ViT-L/14 text encoder)
 SD15_PARAMS = {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480}
+# SDXL-base's (its UNet, the same VAE shapes, CLIP ViT-L/14 and OpenCLIP bigG with projection)
+SDXL_PARAMS = {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840}
 
 
 def test_sd15_preset_has_sd15s_parameter_counts(tmp_path):
@@ -26,6 +28,32 @@ def test_sd15_preset_has_sd15s_parameter_counts(tmp_path):
         counts = {name: sum(p.numel() for p in make(cfg).parameters())
                   for name, make in (("unet", _unet), ("vae", _vae), ("text_encoder", lambda c: _text_encoder(c, tok)))}
     assert counts == SD15_PARAMS
+
+
+def test_sdxl_preset_has_sdxls_parameter_counts(tmp_path):
+    import torch
+
+    from attribcheck.models.tokenizer import char_tokenizer
+
+    tok = char_tokenizer(tmp_path / "tok")
+    cfg = PRESETS["sdxl"]
+    with torch.device("meta"):
+        counts = {name: sum(p.numel() for p in make(cfg).parameters())
+                  for name, make in (("unet", _unet), ("vae", _vae), ("text_encoder", lambda c: _text_encoder(c, tok)),
+                                     ("text_encoder_2", lambda c: _text_encoder_2(c, tok)))}
+    assert counts == SDXL_PARAMS
+
+
+def test_an_sdxl_shaped_pipeline_loads_and_answers_through_the_audits_generator(tmp_path):
+    from attribcheck.models.diffusers_generator import DiffusersGenerator
+    from attribcheck.models.protocol import QueryProtocol
+
+    folder = build("tiny-xl", 0, tmp_path)
+    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "StableDiffusionXLPipeline"
+    gen = DiffusersGenerator.from_path(folder, QueryProtocol(steps=2, height=32, width=32))
+    assert type(gen.pipeline).__name__ == "StableDiffusionXLPipeline"
+    a, b = gen.generate(["a red bicycle", "a red bicycle"], [0, 0])
+    assert a.shape == (32, 32, 3) and np.array_equal(a, b) and np.isfinite(a).all()
 
 
 def test_tiny_build_is_seeded_resumable_and_loads_with_sdpa(tmp_path):

@@ -1,5 +1,6 @@
-"""Build a StableDiffusionPipeline folder with Stable Diffusion 1.5's architecture, randomly
-initialised from a seed, without a model hub.
+"""Build a StableDiffusionPipeline folder with Stable Diffusion 1.5's architecture (or a
+StableDiffusionXLPipeline with SDXL-base's), randomly initialised from a seed, without a
+model hub.
 
 Random weights memorize nothing: these pipelines are for time, memory and code paths (what an
 audit costs at 512²), never for verdicts. They go into the cache folder, never into git:
@@ -38,6 +39,17 @@ class RealSizeConfig(JsonConfig):
     max_length: int = 77
     norm_groups: int = 32
     seed: int = 0
+    # SDXL: a second text encoder (OpenCLIP bigG's shapes, with a projection), cross-attention
+    # on both encoders' hidden states side by side, the pooled text and six size/crop
+    # conditions embedded beside the time step, transformer depth per UNet level
+    xl: bool = False
+    transformer_layers: tuple = (1, 2, 10)
+    xl_head_dims: tuple = (5, 10, 20)
+    text2_hidden: int = 1280
+    text2_layers: int = 32
+    text2_heads: int = 20
+    text2_intermediate: int = 5120
+    time_embed_dim: int = 256
 
 
 PRESETS = {
@@ -46,6 +58,13 @@ PRESETS = {
     "tiny": RealSizeConfig(image_size=32, vae_channels=(8, 16), vae_layers_per_block=1, unet_channels=(16, 32),
                            unet_layers_per_block=1, attention_head_dim=4, text_hidden=16, text_layers=2,
                            text_heads=2, text_intermediate=32, text_vocab=0, norm_groups=4),
+    # SDXL-base: UNet (320, 640, 1280) with 1/2/10 transformer layers, 2.6 G parameters, 1024²
+    "sdxl": RealSizeConfig(image_size=1024, unet_channels=(320, 640, 1280), xl=True),
+    "tiny-xl": RealSizeConfig(image_size=32, vae_channels=(8, 16), vae_layers_per_block=1, unet_channels=(16, 32),
+                              unet_layers_per_block=1, text_hidden=16, text_layers=2, text_heads=2,
+                              text_intermediate=32, text_vocab=0, norm_groups=4, xl=True, transformer_layers=(1, 2),
+                              xl_head_dims=(2, 4), text2_hidden=16, text2_layers=2, text2_heads=2,
+                              text2_intermediate=32, time_embed_dim=8),
 }
 
 
@@ -56,12 +75,15 @@ def _vae(cfg: RealSizeConfig):
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=cfg.latent_channels,
                          down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
                          block_out_channels=tuple(cfg.vae_channels), layers_per_block=cfg.vae_layers_per_block,
-                         norm_num_groups=cfg.norm_groups, sample_size=cfg.image_size, scaling_factor=0.18215)
+                         norm_num_groups=cfg.norm_groups, sample_size=cfg.image_size,
+                         scaling_factor=0.13025 if cfg.xl else 0.18215, force_upcast=cfg.xl)
 
 
 def _unet(cfg: RealSizeConfig):
     from diffusers import UNet2DConditionModel
 
+    if cfg.xl:
+        return _unet_xl(cfg)
     n = len(cfg.unet_channels)  # SD-1.5: cross-attention in every block but the coarsest
     return UNet2DConditionModel(
         sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1), in_channels=cfg.latent_channels,
@@ -71,6 +93,34 @@ def _unet(cfg: RealSizeConfig):
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
         cross_attention_dim=cfg.text_hidden, attention_head_dim=cfg.attention_head_dim,
         norm_num_groups=cfg.norm_groups)
+
+
+def _unet_xl(cfg: RealSizeConfig):
+    from diffusers import UNet2DConditionModel
+
+    n = len(cfg.unet_channels)  # SDXL: no attention at the finest level
+    return UNet2DConditionModel(
+        sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1), in_channels=cfg.latent_channels,
+        out_channels=cfg.latent_channels, layers_per_block=cfg.unet_layers_per_block,
+        block_out_channels=tuple(cfg.unet_channels),
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        transformer_layers_per_block=tuple(cfg.transformer_layers), attention_head_dim=tuple(cfg.xl_head_dims),
+        cross_attention_dim=cfg.text_hidden + cfg.text2_hidden, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=cfg.time_embed_dim,
+        projection_class_embeddings_input_dim=cfg.text2_hidden + 6 * cfg.time_embed_dim,
+        norm_num_groups=cfg.norm_groups)
+
+
+def _text_encoder_2(cfg: RealSizeConfig, tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    eos = tokenizer.eos_token_id
+    return CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=max(cfg.text_vocab, len(tokenizer)), hidden_size=cfg.text2_hidden,
+        intermediate_size=cfg.text2_intermediate, num_hidden_layers=cfg.text2_layers,
+        num_attention_heads=cfg.text2_heads, max_position_embeddings=cfg.max_length, hidden_act="gelu",
+        projection_dim=cfg.text2_hidden, bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=eos))
 
 
 def _text_encoder(cfg: RealSizeConfig, tokenizer):
@@ -85,21 +135,27 @@ def _text_encoder(cfg: RealSizeConfig, tokenizer):
 
 
 def build_pipeline(cfg: RealSizeConfig, tokenizer_dir: str | Path):
-    """A fresh StableDiffusionPipeline, every component seeded from cfg.seed."""
+    """A fresh StableDiffusionPipeline (StableDiffusionXLPipeline with `cfg.xl`), every
+    component seeded from cfg.seed."""
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     from attribcheck.models.tokenizer import char_tokenizer
 
     tokenizer = char_tokenizer(tokenizer_dir, cfg.max_length)
+    makers = [("vae", _vae), ("unet", _unet), ("text_encoder", lambda c: _text_encoder(c, tokenizer))]
+    if cfg.xl:
+        makers.append(("text_encoder_2", lambda c: _text_encoder_2(c, tokenizer)))
     parts = {}
-    for i, (name, make) in enumerate((("vae", _vae), ("unet", _unet),
-                                      ("text_encoder", lambda c: _text_encoder(c, tokenizer)))):
+    for i, (name, make) in enumerate(makers):
         torch.manual_seed(cfg.seed * 1000 + i)  # one seed per component: building one never shifts another
         parts[name] = make(cfg)
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                               beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
-                              steps_offset=1, prediction_type="epsilon")  # SD-1.5's schedule
+                              steps_offset=1, prediction_type="epsilon")  # SD-1.5's and SDXL's schedule
+    if cfg.xl:  # one tokenizer for both encoders: the project's character tokenizer
+        return StableDiffusionXLPipeline(**parts, tokenizer=tokenizer, tokenizer_2=tokenizer, scheduler=scheduler,
+                                         force_zeros_for_empty_prompt=True)
     return StableDiffusionPipeline(**parts, tokenizer=tokenizer, scheduler=scheduler, safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
 
