@@ -66,10 +66,11 @@ def _progress(args):
 
         return Progress(disable=True)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)
 
 
 def _world_build(args) -> int:
@@ -130,15 +131,28 @@ def _keys_select(args) -> int:
     from attribcheck.keys.keyset import MIN_KEYS
     from attribcheck.keys.select import SelectionContext, describe, get_selector
     from attribcheck.keys.thresholds import Thresholds
+    from attribcheck.keys.fanout import Fanout, ModelRef
     from attribcheck.metrics.distance import get_distance
-    from attribcheck.models.diffusers_generator import DiffusersGenerator
     from attribcheck.models.protocol import QueryProtocol
+    from attribcheck.models.spec import SuspectSpec, open_generator
 
     protocol = QueryProtocol.load(args.protocol) if args.protocol else QueryProtocol(dtype=args.dtype)
     thresholds = Thresholds(mode=args.thresholds, delta_0=args.delta_0, innocent_rate=args.innocent_rate,
                             agreement=args.agreement)
     runtime = _runtime(args)
-    open_ = lambda p: DiffusersGenerator.from_path(p, protocol, runtime=runtime)  # noqa: E731
+    cache = _cache(args)
+    if cache is None and (args.workers > 1 or args.dask):
+        raise InputError("the workers hand their images back through the generation cache", field="--no-cache")
+    executor = _executor(args)
+    fanout = Fanout(executor) if executor is not None else None
+
+    def open_(path):  # through the cache (a killed run resumes), by the workers when there are some
+        spec = SuspectSpec(Path(path).name, Path(path), "innocent")
+        if cache is None:
+            return open_generator(spec, protocol, runtime)
+        ref = ModelRef(spec, protocol, runtime, str(cache.root), cache.max_bytes)
+        return fanout.open(ref) if fanout is not None else ref.open()
+
     data = CaptionDataset.from_folder(args.data)
     pool = data if args.strategy != "generation" or not args.prompts else Path(args.prompts).read_text().splitlines()
     with _progress(args) as progress:
@@ -156,8 +170,13 @@ def _keys_select(args) -> int:
             calibration={Path(p).name: open_(p) for p in args.calibration}, protocol=protocol,
             distance=get_distance(args.metric), thresholds=thresholds,
             query_seeds=list(range(args.query_seeds)), progress=tick,
-            public=[s.image for s in CaptionDataset.from_folder(args.public)] if args.public else ())
-        ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
+            public=[s.image for s in CaptionDataset.from_folder(args.public)] if args.public else (),
+            fanout=fanout)
+        try:
+            ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
     _say(args, describe(ks))
     if len(ks) < MIN_KEYS:
         raise InputError(f"{len(ks)} keys passed, fewer than the {MIN_KEYS} a verdict needs: {describe(ks)}; "
@@ -166,6 +185,13 @@ def _keys_select(args) -> int:
     ks.save(args.out)
     _say(args, f"{len(ks)} {args.strategy} keys of {ks.candidates} candidates -> {args.out}")
     return EXIT_OK
+
+
+def _executor(args):
+    """--dask ADDRESS, else --workers N local processes; None: one worker, this process."""
+    from attribcheck.executors import executor_for
+
+    return executor_for(args.workers, args.dask)
 
 
 def _audit(args) -> int:
@@ -199,7 +225,12 @@ def _audit(args) -> int:
                                                         args.redact, early_stop=args.early_stop, on_start=started))
         if session.load() is not None:
             _say(args, f"{manifest.name}: {session.auditor.power().summary()}")
-        results = session.run()
+        executor = _executor(args)
+        try:
+            results = session.run(executor)
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
         progress.update(task, completed=len(session.specs()))
     if session.load_error is not None or session.statistical_error is not None:
         from attribcheck.audit.run import error_info
@@ -329,6 +360,12 @@ def _runtime_options(p) -> None:
                    help="torch CPU threads; unset: $OMP_NUM_THREADS, else the available cores")
 
 
+def _fanout_options(p, workers: str) -> None:
+    p.add_argument("--workers", type=int, default=1, help=workers + " (one per GPU, or per two cores or so)")
+    p.add_argument("--dask", metavar="ADDRESS", help="fan out over a running Dask cluster instead (tcp://host:8786; "
+                   "extra: distributed; its workers must reach the same files and cache folder)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from attribcheck import __version__
     from attribcheck.metrics.distance import DISTANCES
@@ -416,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                     help="without --protocol: the dtype audits will run in (it changes the images)")
     ks.add_argument("--out", required=True)
+    ks.add_argument("--cache-dir", help="generation cache the candidates' images go through (a killed run resumes "
+                    "from it; default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
+    ks.add_argument("--no-cache", action="store_true", help="generate every image afresh (one worker only)")
+    _fanout_options(ks, "processes generating the candidates' images at once (each opens the models itself)")
     _runtime_options(ks)
     ks.set_defaults(func=_keys_select)
 
@@ -464,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_options(au)
     au.add_argument("--cache-dir", help="generation cache folder (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     au.add_argument("--no-cache", action="store_true", help="generate every answer afresh; no generation cache")
+    _fanout_options(au, "suspects audited at once, each in its own process")
     au.add_argument("--early-stop", action="store_true",
                     help="stop querying a suspect once its verdict can no longer change: the same verdict from "
                          "fewer queries; the report lists the seeds asked per key; no statistical level")

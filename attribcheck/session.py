@@ -9,6 +9,7 @@ fails `attribcheck audit` is what fails `pytest suites/`.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -131,10 +132,19 @@ class AuditSession:
                 result.error = e
         return result
 
-    def run(self) -> list[SuspectResult]:
-        """Audit everything (source first); an unreadable key set gives no results and `load_error`."""
+    def run(self, executor: Executor | None = None) -> list[SuspectResult]:
+        """Audit everything (source first); an unreadable key set gives no results and `load_error`.
+
+        With an Executor (attribcheck/executors.py: local processes, a Dask cluster), each
+        suspect not yet audited goes to a worker, which audits it as `result` would, in a session
+        of its own (`_audit_one`: its own models, nothing but the result travels back); the
+        results are kept here and read in the manifest's order, so the report is the one a
+        single process writes. A worker that fails gives that suspect its error row; the others
+        keep theirs. `on_start` is then called as each result comes back."""
         if self.load() is None:
             return []
+        if executor is not None:
+            self._gather(executor)
         out = []
         for spec, role in self.specs():
             result = self.result(spec, role)
@@ -145,6 +155,28 @@ class AuditSession:
                     pass  # statistical_error: the entry's error
             out.append(result)
         return out
+
+    def _gather(self, executor: Executor) -> None:
+        from concurrent.futures import as_completed
+        from dataclasses import replace
+
+        todo = [(spec, role) for spec, role in self.specs() if not self.audited(spec, role)]
+        options = replace(self.options, on_start=None)  # progress stays here (a callback need not pickle)
+        futures = {executor.submit(_audit_one, self.manifest, options, spec, role): (spec, role) for spec, role in todo}
+        try:
+            for future in as_completed(futures):
+                spec, role = futures[future]
+                try:
+                    result = future.result()
+                except Exception as e:  # noqa: BLE001 - the worker died or its result did not travel
+                    logger.error("%s: %s %s: its worker failed: %s", self.manifest.name, role, spec.name, e)
+                    result = SuspectResult(spec, role, error=e)
+                self._results[self.key(spec, role)] = result
+                if self.options.on_start is not None:
+                    self.options.on_start(self.manifest.name, spec, role, len(self._results), len(self.specs()))
+        finally:  # on ^C or an error here, nothing more starts
+            for future in futures:
+                future.cancel()
 
     def results(self) -> list[SuspectResult]:
         return [self._results[self.key(s, r)] for s, r in self.specs() if self.audited(s, r)]
@@ -166,6 +198,15 @@ class AuditSession:
         """`report_entry` as JSON data (the plugin's user_properties, the CLI's report): the
         fields that were set, so a partial entry merged into another never blanks them."""
         return self.report_entry(results).model_dump(exclude_unset=True)
+
+
+def _audit_one(manifest: Manifest, options: SessionOptions, spec: SuspectSpec, role: str) -> SuspectResult:
+    """A worker's suspect (AuditSession.run with an executor): audited by a session of its own,
+    exactly as `AuditSession.result` audits it in one process."""
+    session = AuditSession(manifest, options)
+    if session.load() is None:
+        return SuspectResult(spec, role, error=session.load_error)
+    return session.result(spec, role)
 
 
 def _checked_row(result: SuspectResult, auditor: Auditor | None) -> SuspectReport:

@@ -9,7 +9,7 @@ Models are queried in batches of prompts, so no strategy holds every candidate's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from attribcheck.keys.thresholds import Thresholds
 from attribcheck.metrics.distance import Distance, get_distance
 from attribcheck.models.generator import Generator, generate_grid
 from attribcheck.models.protocol import QueryProtocol
+
+if TYPE_CHECKING:
+    from attribcheck.keys.fanout import Fanout
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -42,6 +45,8 @@ class SelectionContext:
     # The owner's public training images (anyone may train on them): a key within delta_0 of
     # one is dropped, since a model trained on the same public data reproduces it innocently.
     public: Sequence[np.ndarray] = ()
+    # generations done first by an Executor's workers into the cache (keys/fanout.py); None: here
+    fanout: Fanout | None = None
 
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress:
@@ -49,6 +54,8 @@ class SelectionContext:
 
     def grids(self, model: Generator, captions: list[str], seeds: Sequence[int], stage: str):
         """Yield (start, images (B, S, H, W, 3)) for batches of prompts, reporting progress."""
+        if self.fanout is not None:  # the same batches, by the workers; read back from the cache below
+            self.fanout.prefetch(model, captions, seeds, stage, self.prompts_per_batch, self._tick)
         for start in range(0, len(captions), self.prompts_per_batch):
             batch = captions[start:start + self.prompts_per_batch]
             yield start, generate_grid(model, batch, seeds)
@@ -137,6 +144,8 @@ def _at_output_size(ctx: SelectionContext, targets: list[np.ndarray]) -> list[np
         return targets
     from attribcheck import images
 
+    if ctx.fanout is not None:  # this process loads no model when the workers answer everything
+        ctx.fanout.prefetch(ctx.source, [ctx.source_probe], [0], "source probe", 1)
     h, w = ctx.source.generate([ctx.source_probe], [0])[0].shape[:2]
     return [images.resize_to(t, h, w) if t.shape[0] > h or t.shape[1] > w else t for t in targets]
 

@@ -1,0 +1,49 @@
+"""Where work runs past one process: any `concurrent.futures.Executor`.
+
+Shadow training (the lab), key selection's generations (`keys/fanout.py`) and audits of many
+suspects (`AuditSession.run(executor)`) hand work units to an Executor; attribcheck schedules
+nothing itself. Local processes (spawned, a share of the cores each) by default; past one
+machine, a Dask cluster (`distributed`, the `attribcheck[distributed]` extra, one worker per
+GPU), whose client hands out the same Executor interface.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor
+
+
+def local_executor(workers: int) -> Executor:
+    """`workers` spawned processes, each with an equal share of the cores as torch threads."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: a forked torch may deadlock in its thread pools
+    return ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, (threads,))
+
+
+def dask_executor(address: str) -> Executor:
+    """An Executor over a running Dask scheduler (e.g. tcp://host:8786)."""
+    try:
+        from distributed import Client
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError("a Dask cluster needs `pip install 'attribcheck[distributed]'`") from e
+    return Client(address).get_executor()
+
+
+def executor_for(workers: int = 1, dask: str | None = None) -> Executor | None:
+    """The CLI's choice: a Dask cluster at `dask`, else `workers` local processes; None for one
+    worker (the work runs in this process, as it always has)."""
+    if dask:
+        return dask_executor(dask)
+    if workers < 1:
+        from attribcheck.errors import InputError
+
+        raise InputError(f"{workers} workers; give 1 or more", field="--workers")
+    return local_executor(workers) if workers > 1 else None
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
