@@ -235,7 +235,9 @@ def _audit(args) -> int:
     if session.load_error is not None or session.statistical_error is not None:
         from attribcheck.audit.run import error_info
 
-        e = error_info(session.load_error or session.statistical_error)
+        failed = session.load_error or session.statistical_error
+        assert failed is not None
+        e = error_info(failed)
         print(f"attribcheck: {e.kind} error: {e.message}", file=sys.stderr)
     for r in results:
         _say(args, _line(r))
@@ -324,7 +326,10 @@ def _keys_power(args) -> int:
     from attribcheck.audit.score import matches
 
     # what p0 rests on, so the report can say what more innocent models would buy
-    hits = sum(matches(d, auditor.delta_0) for d in null_models(keyset, innocents).values())
+    assert auditor.delta_0 is not None  # set by Auditor.__post_init__
+    hits = 0
+    for d in null_models(keyset, innocents).values():
+        hits += matches(d, auditor.delta_0)
     print(replace(auditor.power(), null_hits=hits, null_models=len(auditor.null_models)).summary())
     return EXIT_OK
 
@@ -373,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = _Parser(prog="attribcheck", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"attribcheck {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="print tracebacks for errors")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no verdict lines")
     common.add_argument("-v", "--verbose", action="count", default=0,
@@ -396,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("realsize", help="randomly initialised SD-1.5-shaped pipelines, for time and memory (lab)"
                         ).add_subparsers(dest="action", required=True)
     rb = rs.add_parser("build", help="build (or find built) pipelines in <cache>/realsize", parents=[common])
-    rb.add_argument("--preset", default="sd15", help="sd15 (SD-1.5's shapes) or tiny")
+    rb.add_argument("--preset", default="sd15", help="sd15 (SD-1.5's shapes), sdxl (SDXL-base's), tiny or tiny-xl")
     rb.add_argument("--seed", type=int, action="append", help="one pipeline per seed (repeatable; default 0)")
     rb.add_argument("--cache-dir", help="default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck")
     rb.set_defaults(func=lambda a: __import__("attribcheck.lab.realsize.build", fromlist=["main"]).main(a))

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     speed.add_argument("--workers", type=int, default=2, help="xdist workers for the parallel run (1: skip it)")
     speed.add_argument("--json", help="write the figures here")
     rs = sub.add_parser("realsize", help="the audit at SD-1.5 shapes (random weights) against a hand-written loop")
-    rs.add_argument("--preset", default="sd15", help="sd15, or tiny (seconds; what the tests run)")
+    rs.add_argument("--preset", default="sd15", help="sd15, sdxl (1024², 3.5 G parameters), or tiny / tiny-xl (seconds; what the tests run)")
     rs.add_argument("--cache-dir", help="where the pipelines are built (default: $ATTRIBCHECK_CACHE or ~/.cache/attribcheck)")
     for name, default in (("keys", 2), ("seeds", 1), ("steps", 2), ("size", 512), ("threads", 1)):
         rs.add_argument(f"--{name}", type=int, default=default)
