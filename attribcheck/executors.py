@@ -13,13 +13,14 @@ from concurrent.futures import Executor
 
 
 def local_executor(workers: int) -> Executor:
-    """`workers` spawned processes, each with an equal share of the cores as torch threads."""
+    """`workers` spawned processes, each with an equal share of the cores as torch threads and,
+    on a machine with several GPUs, its own GPU (worker i: GPU i mod their number)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn, not fork: a forked torch may deadlock in its thread pools
-    return ProcessPoolExecutor(workers, get_context("spawn"), _init_worker, (threads,))
+    spawn = get_context("spawn")  # not fork: a forked torch may deadlock in its thread pools
+    return ProcessPoolExecutor(workers, spawn, _init_worker, (threads, spawn.Value("i", 0)))
 
 
 def dask_executor(address: str) -> Executor:
@@ -43,7 +44,16 @@ def executor_for(workers: int = 1, dask: str | None = None) -> Executor | None:
     return local_executor(workers) if workers > 1 else None
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, started=None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if started is None:
+        return
+    with started.get_lock():  # this worker's number, in the order the workers started
+        index = started.value
+        started.value += 1
+    # One worker per GPU: each makes its own the current device, which a bare "cuda" (the
+    # runtime's device, and the cache key's) means. Nothing is touched on a machine with one.
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(index % torch.cuda.device_count())

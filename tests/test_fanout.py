@@ -54,6 +54,27 @@ def test_the_executors_live_in_the_core_and_the_lab_reexports_them():
         executors.executor_for(0)
 
 
+def test_local_workers_take_one_gpu_each(monkeypatch):
+    import multiprocessing
+
+    import torch
+
+    from attribcheck import executors
+
+    chosen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # this process keeps its threads
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    started = multiprocessing.get_context("spawn").Value("i", 0)
+    for _ in range(3):  # three workers started (one replaced) on two GPUs
+        executors._init_worker(1, started)
+    assert chosen == [0, 1, 0]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    executors._init_worker(1, started)
+    assert chosen == [0, 1, 0]  # one GPU: left as the runtime names it
+
+
 # -- key selection -------------------------------------------------------------------------------
 
 CAPTIONS = ["libra", "aries", "fireworks", "closed book", "turtle", "a cat on a red sofa"]
@@ -150,6 +171,40 @@ def test_a_worker_error_reaches_the_caller_and_nothing_more_starts(tmp_path):
     with pytest.raises(MemoryError):
         _select(tmp_path / "cache", ex)
     assert ex.submitted == 3  # the source's three units were submitted; no later request started
+
+
+class Seeded:
+    """A model in no time: an image from (prompt, seed)."""
+
+    name = "seeded"
+
+    def generate(self, prompts, seeds):
+        return [np.random.default_rng([int(s), sum(map(ord, p))]).random((8, 8, 3)).astype(np.float32)
+                for p, s in zip(prompts, seeds)]
+
+
+def test_a_cache_too_small_for_a_request_is_said(tmp_path, caplog):
+    """Answers evicted before this process reads them back are generated again here, in one
+    process: correct, but the fan-out is lost; the log says which bound to raise."""
+    from attribcheck.keys.fanout import Fanout, ModelRef
+    from attribcheck.models import kinds
+    from attribcheck.models.protocol import QueryProtocol
+    from attribcheck.models.spec import SuspectSpec
+
+    kinds.register(kinds.SuspectKind("seeded-fanout", lambda spec, p, r: Seeded(), identity=lambda spec: {"s": 1}),
+                   replace=True)
+    try:
+        for bound, warned in ((10**9, False), (1000, True)):
+            fanout = Fanout(Inline())
+            ref = ModelRef(SuspectSpec("m", None, "innocent", kind="seeded-fanout"), QueryProtocol(), None,
+                           str(tmp_path / str(bound)), bound)
+            model = fanout.open(ref)
+            caplog.clear()
+            fanout.prefetch(model, ["a", "b", "c"], [0, 1], "source generations", 2)
+            assert fanout.generated == fanout.asked == 6
+            assert ("ATTRIBCHECK_CACHE_MAX_BYTES" in caplog.text) is warned
+    finally:
+        kinds.unregister("seeded-fanout")
 
 
 def test_cli_keys_select_refuses_workers_without_a_cache(tmp_path, capsys):

@@ -12,7 +12,9 @@ as it always has, in this process, and reads every answer back from the cache: t
 the one a single process selects, whatever the number of workers (each unit is one of the
 batches a single process would ask, so even a batch's float rounding is the same; the cache
 is lossless). A run that is killed resumes where it stopped: the units already in the cache
-are cache hits, only the rest are generated.
+are cache hits, only the rest are generated. The cache's bound must hold a request's answers
+(Strategy 2's source generations at SD-1.5 size: 24,000 answers), or the oldest are evicted
+before they are read back and generated again here; a warning says so.
 """
 from __future__ import annotations
 
@@ -122,3 +124,17 @@ class Fanout:
         finally:  # on an error (or ^C), nothing more is started; what finished is in the cache
             for future in units:
                 future.cancel()
+        _warn_if_full(ref, stage)
+
+
+def _warn_if_full(ref: ModelRef, stage: str) -> None:
+    """The answers go back through the cache: a cache at its bound evicts the oldest before this
+    process reads them, and those are then generated here, one process, again (correct, slow)."""
+    from attribcheck.cache import ENV_MAX_BYTES, GenerationCache
+
+    cache = GenerationCache(ref.cache_root, ref.max_bytes)
+    used = cache.info().bytes
+    if used > 0.9 * cache.max_bytes:
+        logger.warning("%s: the generation cache holds %.1f GB of its %.1f GB bound; answers evicted before they are "
+                       "read back are generated again in this process: raise %s", stage, used / 1e9,
+                       cache.max_bytes / 1e9, ENV_MAX_BYTES)
