@@ -118,3 +118,31 @@ def test_the_summary_lists_cleared_infringers_attributed_innocents_and_wash_limi
     rows[1]["statistical"]["verdict"] = "inconclusive"  # the statistical level gives up before the instance one
     rows[0]["statistical"]["verdict"] = "inconclusive"
     assert evade.summarise(rows)["statistical_at_least_instance"] is False
+
+
+def test_a_lora_point_changes_the_weights_by_low_rank_adapters_only(plan):
+    """Every UNet layer adapted (the LoCon-style points): after two steps, saved at each, each
+    adapted 2-D weight moved by a matrix of rank <= r and the layers LoRA leaves alone (norms,
+    biases) are the base's; the output convolution, unadapted in the first LoRA points, moved."""
+    from attribcheck.lab.evade.train import UNET_ALL, lora
+    from attribcheck.lab.train.mix import mix
+
+    real = plan.splits()["real"]
+    cfg = plan.builder.finetune_config(2, 5e-3, 0)
+    outs = {1: plan.root / "lora-1", 2: plan.root / "lora-2"}
+    lora(plan.model("base"), mix(real, real, 8, 0.0, 0), cfg, outs, rank=2, done=lambda p: (p / ".done").touch(),
+         unet_targets=UNET_ALL)
+    assert all(is_done(p) for p in outs.values())
+    base, one, two = unet(plan.model("base")), unet(outs[1]), unet(outs[2])
+    assert any(not torch.equal(one[k], v) for k, v in two.items())  # the run went on after the first save
+    moved = {k for k, v in two.items() if not torch.equal(base[k], v)}
+    assert "conv_out.weight" in moved
+    for k in base:
+        if k.endswith(".bias") or "norm" in k:
+            assert k not in moved, k
+        elif k in moved:
+            delta = (two[k].float() - base[k].float()).flatten(1)
+            # fp16 storage rounds the merged weight (by up to 2^-11 of each entry): rank counted
+            # above that rounding's largest possible singular value
+            noise = torch.linalg.norm(two[k].float() * 2 ** -11)
+            assert int((torch.linalg.svdvals(delta) > noise).sum()) <= 2, k

@@ -35,6 +35,9 @@ LORA_LR = 5e-3  # LoRA adapters train at a higher rate than full weights (2.5x t
 # a stronger LoRA, after the first left its models not following their captions: twice the
 # rank, twice the rate, and the text encoder's MLPs adapted too
 LORA_STRONG = {"rank": 16, "lr": 1e-2, "text_mlp": True}
+# every UNet layer adapted at rank 8 (train.UNET_ALL), and trained longer: what fits the
+# infringers' data at this scale (measured in issue 19's notes, docs/results.md)
+LORA_ALL_STEPS = (2500, 4000)
 # the recipe of every built point: a changed recipe builds into a new folder
 RECIPE = {"version": 1, "wash_pairs": WASH_PAIRS, "lora_rank": LORA_RANK, "lora_lr": LORA_LR,
           "wash_seed": 900, "distill_seed": 950}
@@ -153,10 +156,31 @@ class Plan:
 
         def build(out):
             data, seed = self.train_set(like)
-            lora(self.model("base"), data, self.builder.finetune_config(c.suspect_steps, lr, seed), out, rank, text_mlp)
+            lora(self.model("base"), data, self.builder.finetune_config(c.suspect_steps, lr, seed),
+                 {c.suspect_steps: out}, rank, text_mlp)
 
         strength = {"rank": rank, "lr": lr} | ({"text": "attn+mlp"} if text_mlp else {})
         return Point(like, expect_of(like), "lora", strength, steps=c.suspect_steps, build=build)
+
+    def lora_all_points(self, like: str, rank: int = LORA_RANK, lr: float = LORA_LR,
+                        steps=LORA_ALL_STEPS) -> list[Point]:
+        """The base LoRA-fine-tuned with every UNet layer adapted (LoCon-style) on the training set
+        of `like`: one run, audited at each step count."""
+        from attribcheck.lab.evade.train import UNET_ALL, lora
+
+        job = f"{like}/lora-all-rank{rank}-lr{lr:g}"
+        pts = [Point(like, expect_of(like), "lora", {"rank": rank, "lr": lr, "layers": "all", "steps": n}, job=job)
+               for n in steps]
+
+        def build(outs: dict[int, Path]):
+            data, seed = self.train_set(like)
+            lora(self.model("base"), data, self.builder.finetune_config(max(outs), lr, seed), outs, rank,
+                 done=mark_done, unet_targets=UNET_ALL)
+
+        for p in pts:
+            p.build = build
+        pts[-1].steps = max(steps)  # the run's cost, counted once
+        return pts
 
     def distill_point(self, teacher: str) -> Point:
         """The base fine-tuned (the suspects' recipe) on `teacher`'s generations for the domain's
@@ -201,6 +225,8 @@ class Plan:
         pts += self.wash_points(inf, 0.01)  # the gentlest wash, then the innocents' LoRA and student
         pts += [self.lora_point(INNOCENT), self.distill_point(INNOCENT)]
         pts += [self.lora_point(s, **LORA_STRONG) for s in (*INFRINGERS, INNOCENT)]
+        for s in (*INFRINGERS, INNOCENT):
+            pts += self.lora_all_points(s)
         for p in pts:
             if p.evasion != "none":
                 p.folder = self.root / p.name.replace("/", "__")

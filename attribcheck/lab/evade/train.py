@@ -4,6 +4,7 @@ distilled from a model's generations. Each writes a pipeline folder; the caller 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 from attribcheck.lab.evade.weights import clone
@@ -44,12 +45,20 @@ def wash(src: Path, data, cfg, outs: dict[int, Path], done) -> None:
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
                 "conv1", "conv2"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# every linear and convolution layer of the UNet (LyCORIS' LoCon, kohya's conv_dim): beside the
+# above, the input and output convolutions, the resnets' shortcuts and time projections, the
+# time embedding and the down/upsamplers. At rank 8 the first set left the models short of
+# following their captions; the output convolution (32 -> 4 channels) is unadapted there.
+UNET_ALL = UNET_TARGETS + ["conv_in", "conv_out", "conv_shortcut", "time_emb_proj", "linear_1", "linear_2", "conv"]
 
 
-def lora(base: Path, data, cfg, out: Path, rank: int = 8, text_mlp: bool = False) -> Path:
-    """A LoRA fine-tune of `base` on `data`: only the adapters train (UNet and text encoder);
-    the adapters are merged into the weights for serving (what loading them with diffusers'
-    `load_lora_weights` at scale 1 computes)."""
+def lora(base: Path, data, cfg, outs: dict[int, Path], rank: int = 8, text_mlp: bool = False, done=None,
+         unet_targets=UNET_TARGETS) -> None:
+    """A LoRA fine-tune of `base` on `data`: only the adapters train (UNet and text encoder).
+    After each step count in `outs` (one run, as `wash`: with a constant learning rate the model
+    after n steps is the one an n-step run gives) the adapters are merged into a copy of the
+    weights for serving (what diffusers' `load_lora_weights` at scale 1 computes) and saved
+    there; `done(path)` marks each one."""
     import numpy as np
     import torch
     from diffusers import DDPMScheduler, StableDiffusionPipeline
@@ -60,7 +69,7 @@ def lora(base: Path, data, cfg, out: Path, rank: int = 8, text_mlp: bool = False
     torch.manual_seed(cfg.seed)
     pipe = StableDiffusionPipeline.from_pretrained(str(base), torch_dtype=torch.float32, safety_checker=None,
                                                    requires_safety_checker=False)
-    unet = get_peft_model(pipe.unet, LoraConfig(r=rank, lora_alpha=rank, target_modules=UNET_TARGETS,
+    unet = get_peft_model(pipe.unet, LoraConfig(r=rank, lora_alpha=rank, target_modules=unet_targets,
                                                 init_lora_weights="gaussian"))
     # with text_mlp, the text encoder's MLPs too (how far captions are told apart lies there as much)
     targets = TEXT_TARGETS + (["fc1", "fc2"] if text_mlp else [])
@@ -71,13 +80,23 @@ def lora(base: Path, data, cfg, out: Path, rank: int = 8, text_mlp: bool = False
     null = encode_captions(pipe.tokenizer, pipe.text_encoder, [""])
     ids = pipe.tokenizer([s.caption for s in data], padding="max_length", truncation=True,
                          max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
+
+    def save(n):
+        if n not in outs:
+            return
+        trained = pipe.unet, pipe.text_encoder
+        # merged copies: the adapters keep training after this checkpoint
+        pipe.unet = copy.deepcopy(unet).merge_and_unload().to(torch.float16)
+        pipe.text_encoder = copy.deepcopy(text).merge_and_unload()
+        pipe.save_pretrained(str(outs[n]), safe_serialization=True)
+        dataclasses.replace(cfg, steps=n).save(outs[n] / "finetune_config.json")
+        pipe.unet, pipe.text_encoder = trained
+        if done is not None:
+            done(outs[n])
+
+    cfg.steps = max(outs)
     train_unet(unet, DDPMScheduler.from_config(pipe.scheduler.config), latents, None, null, cfg,
-               text_encoder=text, token_ids=ids)
-    pipe.unet, pipe.text_encoder = unet.merge_and_unload(), text.merge_and_unload()
-    pipe.unet.to(torch.float16)
-    pipe.save_pretrained(str(out), safe_serialization=True)
-    cfg.save(out / "finetune_config.json")
-    return out
+               text_encoder=text, token_ids=ids, callback=save, callback_every=min(outs))
 
 
 def teacher_generations(teacher: Path, prompts: list[str], seeds: list[int], protocol):
