@@ -207,6 +207,28 @@ def test_a_cache_too_small_for_a_request_is_said(tmp_path, caplog):
         kinds.unregister("seeded-fanout")
 
 
+def test_cli_keys_select_with_two_workers_selects_what_one_process_does(tmp_path):
+    from attribcheck.data.dataset import CaptionDataset, Sample
+    from attribcheck.keys.keyset import KeySet
+    from attribcheck.models.protocol import QueryProtocol
+
+    CaptionDataset([Sample("s0", "unused", np.zeros((16, 16, 3), np.float32))]).save(tmp_path / "data")
+    # the world's own Strategy 2 keys (memorized at its 50 steps): 5 of 8, a verdict's minimum, pass
+    captions = [k.caption for k in KeySet.load(EMOJI / "keys" / "generation").keys][:8]
+    (tmp_path / "prompts.txt").write_text("\n".join(captions) + "\n")
+    (tmp_path / "protocol.json").write_text(json.dumps(QueryProtocol(steps=50).to_dict()))
+    models = EMOJI / "models"
+    args = ["keys", "select", "-q", "--source", str(models / "source"), "--data", str(tmp_path / "data"),
+            "--reference", str(models / "base"), "--calibration", str(models / "ref-calibration"),
+            "--prompts", str(tmp_path / "prompts.txt"), "--thresholds", "fixed", "--k", "5", "--query-seeds", "2",
+            "--protocol", str(tmp_path / "protocol.json"), "--threads", "1"]
+    assert main([*args, "--out", str(tmp_path / "one"), "--cache-dir", str(tmp_path / "c1")]) == 0
+    assert main([*args, "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "c2"), "--workers", "2"]) == 0
+    one, two = KeySet.load(tmp_path / "one"), KeySet.load(tmp_path / "two")
+    assert len(one) == 5
+    _same_keyset(one, two, atol=1e-12)  # one process computed its distances on the pipeline's own arrays
+
+
 def test_cli_keys_select_refuses_workers_without_a_cache(tmp_path, capsys):
     args = ["keys", "select", "-q", "--source", str(EMOJI / "models" / "source"), "--data", str(tmp_path),
             "--out", str(tmp_path / "keys"), "--workers", "2", "--no-cache"]
