@@ -183,9 +183,13 @@ class Seeded:
                 for p, s in zip(prompts, seeds)]
 
 
-def test_a_cache_too_small_for_a_request_is_said(tmp_path, caplog):
-    """Answers evicted before this process reads them back are generated again here, in one
-    process: correct, but the fan-out is lost; the log says which bound to raise."""
+def test_progress_with_eta_and_a_cache_too_small_for_a_request_is_said(tmp_path, caplog):
+    """Each unit done is a progress tick (the CLI's bar shows its ETA) and a log line per tenth
+    with the ETA. Answers evicted before this process reads them back are generated again
+    here, in one process: correct, but the fan-out is lost; the log says which bound to raise."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="attribcheck.keys.fanout")
     from attribcheck.keys.fanout import Fanout, ModelRef
     from attribcheck.models import kinds
     from attribcheck.models.protocol import QueryProtocol
@@ -200,8 +204,11 @@ def test_a_cache_too_small_for_a_request_is_said(tmp_path, caplog):
                            str(tmp_path / str(bound)), bound)
             model = fanout.open(ref)
             caplog.clear()
-            fanout.prefetch(model, ["a", "b", "c"], [0, 1], "source generations", 2)
+            ticks: list[tuple] = []
+            fanout.prefetch(model, ["a", "b", "c"], [0, 1], "source generations", 2, lambda *t: ticks.append(t))
             assert fanout.generated == fanout.asked == 6
+            assert ticks == [("source generations", 2, 3), ("source generations", 3, 3)]
+            assert "source generations: 3/3 prompts x 2 seeds" in caplog.text and "ETA 0 s" in caplog.text
             assert ("ATTRIBCHECK_CACHE_MAX_BYTES" in caplog.text) is warned
     finally:
         kinds.unregister("seeded-fanout")
