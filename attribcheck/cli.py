@@ -176,7 +176,7 @@ def _keys_select(args) -> int:
             ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
         finally:
             if executor is not None:
-                executor.shutdown(cancel_futures=True)
+                executor.shutdown()  # pending units were cancelled already
     _say(args, describe(ks))
     if len(ks) < MIN_KEYS:
         raise InputError(f"{len(ks)} keys passed, fewer than the {MIN_KEYS} a verdict needs: {describe(ks)}; "
@@ -230,7 +230,7 @@ def _audit(args) -> int:
             results = session.run(executor)
         finally:
             if executor is not None:
-                executor.shutdown(cancel_futures=True)
+                executor.shutdown()  # pending units were cancelled already
         progress.update(task, completed=len(session.specs()))
     if session.load_error is not None or session.statistical_error is not None:
         from attribcheck.audit.run import error_info

@@ -29,7 +29,21 @@ def dask_executor(address: str) -> Executor:
         from distributed import Client
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError("a Dask cluster needs `pip install 'attribcheck[distributed]'`") from e
-    return Client(address).get_executor()
+    return _Dask(Client(address))
+
+
+class _Dask(Executor):
+    """A Dask client's Executor that closes the client when it is shut down."""
+
+    def __init__(self, client):
+        self.client, self.executor = client, client.get_executor()
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self.executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.executor.shutdown(wait=wait)
+        self.client.close()
 
 
 def executor_for(workers: int = 1, dask: str | None = None) -> Executor | None:

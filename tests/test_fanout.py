@@ -267,15 +267,21 @@ def _report(path: Path) -> dict:
     return report
 
 
-def test_audit_with_two_workers_writes_the_report_of_one(tmp_path, world, fitted):  # noqa: F811
+def test_audit_with_two_workers_or_a_dask_cluster_writes_the_report_of_one(tmp_path, world, fitted):  # noqa: F811
     keys, _, _ = fitted
     m = _manifest(tmp_path, world, keys)
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     rc1 = main(["audit", "-q", "--manifest", str(m), "--json", str(one), "--no-cache"])
     rc2 = main(["audit", "-q", "--manifest", str(m), "--json", str(two), "--no-cache", "--workers", "2"])
-    assert rc1 == rc2 == 3  # the broken suspect's input error
+    from distributed import LocalCluster
+
+    dask = tmp_path / "dask.json"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        rc3 = main(["audit", "-q", "--manifest", str(m), "--json", str(dask), "--no-cache",
+                    "--dask", cluster.scheduler_address])
+    assert rc1 == rc2 == rc3 == 3  # the broken suspect's input error
     a, b = _report(one), _report(two)
-    assert a == b
+    assert a == b == _report(dask)
     rows = {r["name"]: r for r in b["audits"][0]["suspects"]}
     assert [r["name"] for r in b["audits"][0]["suspects"]] == ["source", "infringer", "innocent", "partial", "broken"]
     assert rows["broken"]["outcome"] == "error" and rows["infringer"]["instance"]["verdict"] == "attributed"
