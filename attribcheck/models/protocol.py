@@ -54,6 +54,12 @@ class QueryProtocol(BaseModel):
     def from_dict(cls, data: dict) -> "QueryProtocol":
         return cls.model_validate(data)
 
+    def save(self, path) -> None:
+        """The file `keys select --protocol` reads (`load`)."""
+        from attribcheck.outputs import write_atomic
+
+        write_atomic(path, self.model_dump_json(indent=2) + "\n", "protocol")
+
     @classmethod
     def load(cls, path) -> "QueryProtocol":
         from pathlib import Path
