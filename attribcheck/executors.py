@@ -29,7 +29,14 @@ def dask_executor(address: str) -> Executor:
         from distributed import Client
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError("a Dask cluster needs `pip install 'attribcheck[distributed]'`") from e
-    return _Dask(Client(address))
+    try:
+        client = Client(address)
+    except (ValueError, OSError) as e:  # no port, a refused connection, a timeout (Dask's connect timeout)
+        from attribcheck.errors import InputError
+
+        raise InputError(f"no Dask scheduler reached at {address!r}: {str(e).strip().splitlines()[0]}",
+                         field="--dask") from e
+    return _Dask(client)
 
 
 class _Dask(Executor):

@@ -20,8 +20,9 @@ EMOJI = ROOT / "fixtures" / "world" / "emoji"
 
 
 class Inline(Executor):
-    """Runs each unit as it is submitted, in this process; after `kill_after` units, every
-    submission raises, as a run killed half way."""
+    """Runs each unit as it is submitted, in this process; a unit for which `fail(args)` holds
+    fails as a worker would; after `kill_after` units, every submission raises, as a run killed
+    half way."""
 
     def __init__(self, kill_after: int | None = None, fail=lambda args: False):
         self.kill_after, self.fail, self.submitted = kill_after, fail, 0
@@ -52,6 +53,8 @@ def test_the_executors_live_in_the_core_and_the_lab_reexports_them():
 
     with pytest.raises(InputError, match="--workers"):
         executors.executor_for(0)
+    with pytest.raises(InputError, match="--dask: no Dask scheduler reached at 'nonsense'"):
+        executors.executor_for(2, "nonsense")
 
 
 def test_local_workers_take_one_gpu_each(monkeypatch):
