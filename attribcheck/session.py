@@ -162,8 +162,10 @@ class AuditSession:
 
         todo = [(spec, role) for spec, role in self.specs() if not self.audited(spec, role)]
         options = replace(self.options, on_start=None)  # progress stays here (a callback need not pickle)
-        futures = {executor.submit(_audit_one, self.manifest, options, spec, role): (spec, role) for spec, role in todo}
+        futures: dict = {}  # future -> (spec, role)
         try:
+            for spec, role in todo:
+                futures[executor.submit(_audit_one, self.manifest, options, spec, role)] = (spec, role)
             for future in as_completed(futures):
                 spec, role = futures[future]
                 try:

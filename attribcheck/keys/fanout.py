@@ -106,10 +106,11 @@ class Fanout:
         if known is None or not prompts:
             return
         ref, prompts, seeds = known[1], list(prompts), [int(s) for s in seeds]
-        units = {self.executor.submit(generate_unit, ref, prompts[i:i + batch], seeds): len(prompts[i:i + batch])
-                 for i in range(0, len(prompts), batch)}
+        units: dict = {}  # future -> its number of prompts
         done, start, reported = 0, time.monotonic(), 0
         try:
+            for i in range(0, len(prompts), batch):
+                units[self.executor.submit(generate_unit, ref, prompts[i:i + batch], seeds)] = len(prompts[i:i + batch])
             for future in as_completed(units):
                 self.generated += future.result()
                 done += units[future]
