@@ -27,7 +27,7 @@ from attribcheck.lab.train.finetune import FinetuneConfig
 from attribcheck.lab.watermark.dct import WatermarkConfig
 from attribcheck.lab.world.config import WorldConfig
 from attribcheck.models.protocol import Runtime
-from attribcheck.models.tiny import TinyConfig
+from attribcheck.lab.tiny import TinyConfig
 from attribcheck.report import AuditEntry, Report, new_report
 from attribcheck.safe_files import MAX_FILE_BYTES
 from attribcheck.statistical.discriminator import ShadowDiscriminator
@@ -104,7 +104,6 @@ NOT_ARTIFACTS = {
     "images.py": "PNG images (keys, answers)",
     "cache.py": "binary entries: the header is inside the digested payload, its format number is part of every "
                 "address, and an entry that does not check out is a miss, not an error (see test_cache.py)",
-    "models/tokenizer.py": "a Hugging Face tokenizer's own files, read by transformers",
     "models/diffusers_generator.py": "diffusers' own model_index.json, a third party's format",
     "models/budget.py": "diffusers' own model_index.json and config.json, a third party's format",
     "models/protocol.py": "--protocol, a file the user writes; nested unstamped in keyset.json, whose hash covers it",

@@ -17,7 +17,7 @@ PROMPTS = ["grinning face", "a thick seven", "red heart", "cyclone", "bomb"]
 
 @pytest.fixture(scope="module")
 def tiny_generator(tmp_path_factory):
-    from attribcheck.models.tiny import TinyConfig, build_pipeline
+    from attribcheck.lab.tiny import TinyConfig, build_pipeline
 
     folder = tmp_path_factory.mktemp("pipe")
     build_pipeline(TinyConfig(), str(folder / "_tok")).save_pretrained(str(folder / "p"), safe_serialization=True)

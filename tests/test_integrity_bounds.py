@@ -395,7 +395,7 @@ def test_the_budget_counts_on_the_meta_device_and_can_be_raised(tmp_path, monkey
 
 
 def test_a_tiny_config_is_counted_before_it_is_built(tmp_path):
-    from attribcheck.models.tiny import TinyConfig, build_pipeline
+    from attribcheck.lab.tiny import TinyConfig, build_pipeline
 
     cfg = TinyConfig(unet_channels=(512, 512))
     with within(60.0), pytest.raises(InputError, match="unet_channels"):

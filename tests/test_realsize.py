@@ -20,7 +20,7 @@ def test_sd15_preset_has_sd15s_parameter_counts(tmp_path):
     """The real shapes, counted on the meta device (nothing allocated, nothing built)."""
     import torch
 
-    from attribcheck.models.tokenizer import char_tokenizer
+    from attribcheck.lab.tokenizer import char_tokenizer
 
     tok = char_tokenizer(tmp_path / "tok")
     cfg = PRESETS["sd15"]
@@ -33,7 +33,7 @@ def test_sd15_preset_has_sd15s_parameter_counts(tmp_path):
 def test_sdxl_preset_has_sdxls_parameter_counts(tmp_path):
     import torch
 
-    from attribcheck.models.tokenizer import char_tokenizer
+    from attribcheck.lab.tokenizer import char_tokenizer
 
     tok = char_tokenizer(tmp_path / "tok")
     cfg = PRESETS["sdxl"]

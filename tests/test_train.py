@@ -205,7 +205,7 @@ def test_micro_shadows_build_resume_and_fit(micro_world, tmp_path):
 def test_vae_scaling_gives_unit_latents():
     import torch
 
-    from attribcheck.models.tiny import TinyConfig, build_vae
+    from attribcheck.lab.tiny import TinyConfig, build_vae
     from attribcheck.lab.train.finetune import encode_images
     from attribcheck.lab.train.vae import train_vae
 

@@ -140,7 +140,7 @@ def build_pipeline(cfg: RealSizeConfig, tokenizer_dir: str | Path):
     import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from attribcheck.models.tokenizer import char_tokenizer
+    from attribcheck.lab.tokenizer import char_tokenizer
 
     tokenizer = char_tokenizer(tokenizer_dir, cfg.max_length)
     makers = [("vae", _vae), ("unet", _unet), ("text_encoder", lambda c: _text_encoder(c, tokenizer))]

@@ -124,8 +124,8 @@ class WorldBuilder:
         """The one tiny VAE (trained on every dataset's pre-training pool) and the tokenizer."""
         import torch
 
-        from attribcheck.models.tiny import TinyConfig, build_vae
-        from attribcheck.models.tokenizer import write_char_vocab
+        from attribcheck.lab.tiny import TinyConfig, build_vae
+        from attribcheck.lab.tokenizer import write_char_vocab
         from attribcheck.lab.train.vae import train_vae
 
         out = self.layout.shared
@@ -163,7 +163,7 @@ class WorldBuilder:
         import torch
         from diffusers import AutoencoderKL, DDPMScheduler
 
-        from attribcheck.models.tiny import TinyConfig, build_pipeline
+        from attribcheck.lab.tiny import TinyConfig, build_pipeline
         from attribcheck.lab.train.finetune import FinetuneConfig, encode_captions, encode_images, train_unet
 
         out = self.layout.model(dataset, "base")

@@ -79,7 +79,7 @@ def build_pipeline(cfg: TinyConfig, tokenizer_dir: str, vae=None, max_params: in
     from diffusers import StableDiffusionPipeline
 
     from attribcheck.models import budget
-    from attribcheck.models.tokenizer import char_tokenizer
+    from attribcheck.lab.tokenizer import char_tokenizer
 
     tokenizer = char_tokenizer(tokenizer_dir, cfg.max_length)
     # counted on the meta device first: a config file's widths could ask for many GB
