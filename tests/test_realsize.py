@@ -175,3 +175,16 @@ def test_the_batch_scales_with_pixels_and_dtype(monkeypatch):
     assert dg.fitting_batch(64, 1024, 1024, "float16", "cuda") == 10
     monkeypatch.setattr(dg, "free_memory", lambda device: 0)
     assert dg.fitting_batch(64, 512, 512, "float32", "cpu") == 1  # at least one: let the allocator say no
+
+
+def test_parameters_sum_a_components_shards(tmp_path):
+    # SDXL's UNet is saved in two shards; counting only the last one said 70.5 M for 2.57 G
+    import torch
+    from safetensors.torch import save_file
+
+    from attribcheck.lab.realsize.build import parameters
+
+    (tmp_path / "unet").mkdir()
+    save_file({"a": torch.zeros(3, 4)}, str(tmp_path / "unet" / "diffusion_pytorch_model-00001-of-00002.safetensors"))
+    save_file({"b": torch.zeros(5)}, str(tmp_path / "unet" / "diffusion_pytorch_model-00002-of-00002.safetensors"))
+    assert parameters(tmp_path) == {"unet": 17}

@@ -191,7 +191,9 @@ def parameters(folder: str | Path) -> dict[str, int]:
     counts = {}
     for f in sorted(Path(folder).glob("*/*.safetensors")):
         with safe_open(str(f), framework="pt") as st:
-            counts[f.parent.name] = sum(_prod(st.get_slice(k).get_shape()) for k in st.keys())
+            # a large component is saved in shards (SDXL's UNet: 2): sum them
+            counts[f.parent.name] = counts.get(f.parent.name, 0) + sum(_prod(st.get_slice(k).get_shape())
+                                                                         for k in st.keys())
     return counts
 
 
