@@ -309,5 +309,7 @@ class DiffusersGenerator:
                 result = self.pipeline(batch_p, num_inference_steps=p.steps, guidance_scale=p.guidance_scale,
                                        height=p.height, width=p.width, generator=gens, output_type="np")
             # clip keeps NaN as NaN: the degenerate-output check still sees it
-            out.extend(np.clip(np.asarray(img, dtype=np.float32), 0, 1) for img in result.images)
+            # contiguous, as a cached answer is: a distance summed in another memory order can
+            # differ in its last bit, and cached and uncached audits must agree exactly
+            out.extend(np.ascontiguousarray(np.clip(np.asarray(img, dtype=np.float32), 0, 1)) for img in result.images)
         return out
