@@ -35,9 +35,16 @@ LORA_LR = 5e-3  # LoRA adapters train at a higher rate than full weights (2.5x t
 # a stronger LoRA, after the first left its models not following their captions: twice the
 # rank, twice the rate, and the text encoder's MLPs adapted too
 LORA_STRONG = {"rank": 16, "lr": 1e-2, "text_mlp": True}
-# every UNet layer adapted at rank 8 (train.UNET_ALL), and trained longer: what fits the
-# infringers' data at this scale (measured in issue 19's notes, docs/results.md)
-LORA_ALL_STEPS = (2500, 4000)
+# every UNet layer adapted at rank 8 (train.UNET_ALL): it fits the rho 1.0 infringer's data no
+# better than the first recipe (held-out-noise loss 0.117 against 0.115 at 2500 steps; the full
+# fine-tune 0.082), and its answers still ignore their captions
+LORA_ALL_STEPS = (2500,)
+# The base ignores its captions (caption auc 0.51) and the infringers learn to follow them in
+# their full fine-tune; an adapter must build that from nothing. A real LoRA starts from a public
+# checkpoint that follows captions: here the owner's reference innocent (the base fully fine-tuned
+# on 80 real pairs of the domain, caption auc 0.70, clean 0/39: the keys were filtered against
+# it, as keys are against public models), with the first LoRA recipe.
+LORA_ON = "ref-innocent"
 # the recipe of every built point: a changed recipe builds into a new folder
 RECIPE = {"version": 1, "wash_pairs": WASH_PAIRS, "lora_rank": LORA_RANK, "lora_lr": LORA_LR,
           "wash_seed": 900, "distill_seed": 950}
@@ -148,18 +155,21 @@ class Plan:
             p.steps = 0
         return pts
 
-    def lora_point(self, like: str, rank: int = LORA_RANK, lr: float = LORA_LR, text_mlp: bool = False) -> Point:
-        """The base LoRA-fine-tuned on the training set of the world model `like`."""
+    def lora_point(self, like: str, rank: int = LORA_RANK, lr: float = LORA_LR, text_mlp: bool = False,
+                   on: str = "base") -> Point:
+        """The world model `on` (the base; or a fine-tune of it that follows captions) LoRA-fine-tuned
+        on the training set of the world model `like`."""
         from attribcheck.lab.evade.train import lora
 
         c = self.builder.cfg
 
         def build(out):
             data, seed = self.train_set(like)
-            lora(self.model("base"), data, self.builder.finetune_config(c.suspect_steps, lr, seed),
+            lora(self.model(on), data, self.builder.finetune_config(c.suspect_steps, lr, seed),
                  {c.suspect_steps: out}, rank, text_mlp)
 
-        strength = {"rank": rank, "lr": lr} | ({"text": "attn+mlp"} if text_mlp else {})
+        strength = ({"on": on} if on != "base" else {}) | {"rank": rank, "lr": lr} | (
+            {"text": "attn+mlp"} if text_mlp else {})
         return Point(like, expect_of(like), "lora", strength, steps=c.suspect_steps, build=build)
 
     def lora_all_points(self, like: str, rank: int = LORA_RANK, lr: float = LORA_LR,
@@ -225,8 +235,8 @@ class Plan:
         pts += self.wash_points(inf, 0.01)  # the gentlest wash, then the innocents' LoRA and student
         pts += [self.lora_point(INNOCENT), self.distill_point(INNOCENT)]
         pts += [self.lora_point(s, **LORA_STRONG) for s in (*INFRINGERS, INNOCENT)]
-        for s in (*INFRINGERS, INNOCENT):
-            pts += self.lora_all_points(s)
+        pts += self.lora_all_points(INFRINGERS[0])  # short of captions at rho 1.0: not run on the others
+        pts += [self.lora_point(s, on=LORA_ON) for s in (*INFRINGERS, INNOCENT)]
         for p in pts:
             if p.evasion != "none":
                 p.folder = self.root / p.name.replace("/", "__")
