@@ -237,6 +237,8 @@ class Plan:
         pts += [self.lora_point(s, **LORA_STRONG) for s in (*INFRINGERS, INNOCENT)]
         pts += self.lora_all_points(INFRINGERS[0])  # short of captions at rho 1.0: not run on the others
         pts += [self.lora_point(s, on=LORA_ON) for s in (*INFRINGERS, INNOCENT)]
+        # the same on another such checkpoint, one the keys were not filtered against
+        pts += [self.lora_point(s, on=PARTNER) for s in (INFRINGERS[1], INNOCENT)]
         for p in pts:
             if p.evasion != "none":
                 p.folder = self.root / p.name.replace("/", "__")
