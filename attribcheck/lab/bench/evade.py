@@ -259,6 +259,11 @@ def build_point(p: Point, group: list[Point]) -> float:
     return time.perf_counter() - t0
 
 
+# the verdict rules a stored audit row was read under: a row from older rules is read again
+# (2: a clean verdict needs the statistical level on the innocent side, audit/run.py)
+RULES = 2
+
+
 def audit_point(p: Point, auditor, statistical, folder: Path) -> dict:
     """The suite's audit of one point's model (cached in its folder beside the model)."""
     from attribcheck.audit.run import audit_suspect
@@ -267,14 +272,15 @@ def audit_point(p: Point, auditor, statistical, folder: Path) -> dict:
     stored = p.folder / "audit.json" if p.folder is not None else None
     if stored is not None and stored.exists():
         row = json.loads(stored.read_text())
-        if row.get("keyset") == auditor.keyset_hash:
+        if row.get("keyset") == auditor.keyset_hash and row.get("rules") == RULES:
             return row
     r = audit_suspect(auditor, SuspectSpec(p.name, folder, p.expect), statistical=statistical)
     if r.error is not None:
         raise RuntimeError(f"{p.name}: {r.error}")
     v, sv = r.verdict, r.statistical
-    row = {"keyset": auditor.keyset_hash,
-           "instance": {"verdict": v.verdict, "conf": v.conf, "matches": v.matches, "k": v.k, "p_value": v.p_value,
+    row = {"keyset": auditor.keyset_hash, "rules": RULES,
+           "instance": {"verdict": v.verdict, "withheld": v.withheld, "conf": v.conf, "matches": v.matches, "k": v.k,
+                        "p_value": v.p_value,
                         "p0": v.p0, "rate_bound": v.rate_bound, "r_min": v.r_min, "departure": v.departure,
                         "caption_info": r.caption_info.to_dict() if r.caption_info is not None else None},
            "statistical": None if sv is None else {"verdict": sv.verdict, "p_infringing": sv.p_infringing,
@@ -335,7 +341,8 @@ def line(row: dict) -> str:
     strength = ",".join(f"{k}={v}" for k, v in row["strength"].items())
     return (f"{row['subject']:22s} {row['evasion']:8s} {strength:28s} {i['matches']:>2d}/{i['k']} "
             f"{i['verdict']:12s} bound {i['rate_bound']:.2f} | P {s.get('p_infringing', float('nan')):.2f} "
-            f"{s.get('verdict', '-'):12s}" + (" (departs)" if i["departure"] else ""))
+            f"{s.get('verdict', '-'):12s}" + (" (departs)" if i["departure"] else "")
+            + (" (clean withheld: the statistical level does not clear it)" if i.get("withheld") else ""))
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -379,7 +386,7 @@ def markdown(rows: list[dict]) -> str:
         i, s = r["instance"], r["statistical"] or {}
         strength = ", ".join(f"{k} {v}" for k, v in r["strength"].items()) or "-"
         why = " (answers ignore captions)" if i["departure"] and "captions" in i["departure"] else (
-            " (departs)" if i["departure"] else "")
+            " (departs)" if i["departure"] else " (clean withheld by the statistical level)" if i.get("withheld") else "")
         lines.append(f"| {r['subject']} | {r['evasion']} | {strength} | {i['matches']}/{i['k']} | {i['verdict']}{why} "
                      f"| {i['rate_bound']:.2f} | {s.get('p_infringing', float('nan')):.2f} | {s.get('verdict', '-')} |")
     return "\n".join(lines)
