@@ -150,16 +150,30 @@ def stored_rows():
                            round(r[conf] * d["k"]), d["k"], 1.0)
 
 
+def evade_rows():
+    """(label, expect, level, verdict) for every point of bench evade, both levels."""
+    d = json.loads((DOCS / "bench_evade.json").read_text())
+    for r in d["rows"]:
+        for level in ("instance", "statistical"):
+            if r.get(level):
+                yield f"{r['subject']}/{r['evasion']}/{r['strength']}", r["expect"], level, r[level]["verdict"]
+
+
 def test_no_stored_infringer_is_clean(capsys):
+    # the benches were re-run under the clean rule (2026-12-07; before it, 14 infringer rows of
+    # bench instance and bench robust were clean): none is now, in any bench, at either level
     rows = list(stored_rows())
-    old_clean = [r for r in rows if r[2] == "infringing" and r[3] == CLEAN]
-    new = [(r, rescore(r[3], r[4], r[5], r[6])) for r in rows]
-    assert len(old_clean) >= 12  # what the issue counted
-    assert [r[1] for r, v in new if r[2] == "infringing" and v == CLEAN] == []
-    inn = [(r, v) for r, v in new if r[2] == "innocent"]
+    assert len(rows) > 800
+    assert [r[1] for r in rows if r[2] == "infringing" and r[3] == CLEAN] == []
+    evade = list(evade_rows())
+    assert len(evade) > 80
+    assert [f"{r[0]} ({r[2]})" for r in evade if r[1] == "infringing" and r[3] == CLEAN] == []
+    # and what is stored obeys the rule: rescoring a stored verdict changes none
+    assert [r[1] for r in rows if rescore(r[3], r[4], r[5], r[6]) != r[3]] == []
+    inn = [r for r in rows if r[2] == "innocent"]
     with capsys.disabled():
-        print(f"\nstored rows {len(rows)}: infringers clean {len(old_clean)} -> 0; innocents clean "
-              f"{sum(r[3] == CLEAN for r, _ in inn)} -> {sum(v == CLEAN for _, v in inn)} of {len(inn)}")
+        print(f"\nstored rows {len(rows)} + {len(evade)} evade: infringers clean 0; innocents clean "
+              f"{sum(r[3] == CLEAN for r in inn)} of {len(inn)}")
 
 
 # -- answers that carry no information about their captions -------------------------------------
