@@ -136,6 +136,10 @@ def _keys_select(args) -> int:
     from attribcheck.models.protocol import QueryProtocol
     from attribcheck.models.spec import SuspectSpec, open_generator
 
+    if args.thresholds == "calibrated" and not args.reference:
+        # before anything is generated: calibration reads delta_0 off the references' answers
+        raise InputError("calibrated thresholds need reference models: pass --reference, or --thresholds fixed",
+                         "keys select", "--reference")
     protocol = QueryProtocol.load(args.protocol) if args.protocol else QueryProtocol(dtype=args.dtype)
     thresholds = Thresholds(mode=args.thresholds, delta_0=args.delta_0, innocent_rate=args.innocent_rate,
                             agreement=args.agreement)
@@ -154,7 +158,13 @@ def _keys_select(args) -> int:
         return fanout.open(ref) if fanout is not None else ref.open()
 
     data = CaptionDataset.from_folder(args.data)
-    pool = data if args.strategy != "generation" or not args.prompts else Path(args.prompts).read_text().splitlines()
+    if args.strategy == "generation" and args.prompts:
+        from attribcheck.safe_files import read_text_bounded
+
+        # a regular file of bounded size: a FIFO or /dev/zero would hang or fill memory
+        pool: list[str] | CaptionDataset = read_text_bounded(args.prompts, field="--prompts").splitlines()
+    else:
+        pool = data
     with _progress(args) as progress:
         tasks: dict[str, int] = {}
 

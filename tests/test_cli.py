@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 
@@ -108,3 +111,37 @@ def test_help_shows_defaults_and_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "attribcheck 0.1.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("hostile", ["fifo", "huge"])
+def test_keys_select_reads_a_bounded_regular_prompts_file(tmp_path, capsys, monkeypatch, hostile):
+    # --prompts was read whole with read_text: a FIFO hung it, /dev/zero filled memory
+    import os
+
+    from attribcheck.data.dataset import CaptionDataset, Sample
+
+    CaptionDataset([Sample("s0", "unused", np.zeros((16, 16, 3), np.float32))]).save(tmp_path / "data")
+    prompts = tmp_path / "prompts.txt"
+    if hostile == "fifo":
+        os.mkfifo(prompts)
+    else:  # sparse: a size past the bound costs no disk
+        from attribcheck.safe_files import MAX_FILE_BYTES
+
+        with open(prompts, "wb") as f:
+            f.truncate(MAX_FILE_BYTES + 1)
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "world" / "emoji" / "models" / "source"
+    code = main(["keys", "select", "-q", "--source", str(source), "--data", str(tmp_path / "data"),
+                 "--reference", str(source), "--prompts", str(prompts), "--out", str(tmp_path / "keys"),
+                 "--no-cache"])
+    assert code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prompts.txt" in err[0] and "--prompts" in err[0]
+
+
+def test_calibrated_keys_select_without_references_is_an_input_error(tmp_path, capsys):
+    # it was a ValueError deep in selection, reported as an internal error (exit 4), after the
+    # source's generations
+    code = main(["keys", "select", "-q", "--source", str(tmp_path), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "keys"), "--no-cache"])
+    assert code == 3
+    assert "--reference" in capsys.readouterr().err

@@ -241,7 +241,7 @@ def test_cli_keys_select_with_two_workers_selects_what_one_process_does(tmp_path
 
 def test_cli_keys_select_refuses_workers_without_a_cache(tmp_path, capsys):
     args = ["keys", "select", "-q", "--source", str(EMOJI / "models" / "source"), "--data", str(tmp_path),
-            "--out", str(tmp_path / "keys"), "--workers", "2", "--no-cache"]
+            "--thresholds", "fixed", "--out", str(tmp_path / "keys"), "--workers", "2", "--no-cache"]
     assert main(args) == 3
     assert "--no-cache" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:  # an option without its address: a usage error

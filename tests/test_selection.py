@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from attribcheck.errors import InputError
 from attribcheck.audit.power import min_matches, power, power_report
 from attribcheck.audit.score import p_value
 from attribcheck.keys.select import GenerationSelector, SelectionContext, describe
@@ -104,7 +105,7 @@ def test_calibrated_delta_0_is_the_reference_quantile():
     d = np.linspace(0.05, 0.5, 101)
     assert Thresholds(innocent_rate=0.1).choose_delta_0(d) == pytest.approx(np.quantile(d, 0.1, method="lower"))
     assert Thresholds(mode="fixed", delta_0=0.2).choose_delta_0(d) == 0.2
-    with pytest.raises(ValueError, match="reference models"):
+    with pytest.raises(InputError, match="reference models"):
         Thresholds().choose_delta_0(np.zeros(0))
 
 

@@ -45,7 +45,10 @@ class Thresholds:
             return self.delta_0
         d = np.asarray(reference_distances, dtype=np.float64).ravel()
         if not d.size:
-            raise ValueError("calibrating delta_0 needs reference models; pass --reference, or fixed thresholds")
+            from attribcheck.errors import InputError
+
+            raise InputError("calibrating delta_0 needs reference models; pass --reference, or fixed thresholds",
+                             "keys select", "--reference")
         return float(np.quantile(d, self.innocent_rate, method="lower"))
 
     def memorized(self, agreeing: np.ndarray, n: int, base_rate: float | None) -> np.ndarray:
