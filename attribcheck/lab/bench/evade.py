@@ -28,6 +28,7 @@ PARTNER = innocent_name(1)  # the innocent model merges average with
 CASTS = ("float16", "bfloat16")
 MERGE_SHARES = (0.25, 0.5, 0.75)  # the innocent partner's share of the merged weights
 WASH_STEPS = (100, 500, 2000)
+LONG_WASH = (4000,)  # 1.6x the infringers' own training, on real pairs only
 WASH_LR_FACTORS = (1.0, 0.1, 0.01)  # of the suspects' learning rate
 WASH_PAIRS = 80  # real pairs of the domain, as many as a suspect trained on
 LORA_RANK = 8
@@ -132,15 +133,16 @@ class Plan:
                                      lambda a, b, sh=sh: w.average(a, b, sh), partner=p)))
         return pts
 
-    def wash_points(self, subject: str, factor: float, steps=WASH_STEPS) -> list[Point]:
-        """One run from `subject` at factor x the suspects' learning rate, audited at each step count."""
+    def wash_points(self, subject: str, factor: float, steps=WASH_STEPS, run: str = "") -> list[Point]:
+        """One run from `subject` at factor x the suspects' learning rate, audited at each step
+        count; `run` names a further run of its own (its checkpoints are saved every min(steps))."""
         from attribcheck.lab.evade.train import wash
         from attribcheck.lab.train.mix import mix
 
         c = self.builder.cfg
         lr = c.suspect_lr * factor
         seed = RECIPE["wash_seed"] + WASH_LR_FACTORS.index(factor)
-        job = f"{subject}/wash-lr{lr:g}"
+        job = f"{subject}/wash-lr{lr:g}{run}"
         pts = [Point(subject, expect_of(subject), "wash", {"lr": lr, "steps": n}, steps=n, job=job) for n in steps]
 
         def build(outs: dict[int, Path]):
@@ -237,6 +239,9 @@ class Plan:
         pts += [self.lora_point(s, **LORA_STRONG) for s in (*INFRINGERS, INNOCENT)]
         pts += self.lora_all_points(INFRINGERS[0])  # short of captions at rho 1.0: not run on the others
         pts += [self.lora_point(s, on=LORA_ON) for s in (*INFRINGERS, INNOCENT)]
+        # where washing at the suspects' own rate ends: past the infringers' own 2,500 steps, a run
+        # of its own (last, the costliest)
+        pts += self.wash_points(inf, 1.0, LONG_WASH, run="-long")
         # the same on another such checkpoint, one the keys were not filtered against
         pts += [self.lora_point(s, on=PARTNER) for s in (INFRINGERS[1], INNOCENT)]
         for p in pts:
