@@ -320,3 +320,25 @@ def test_the_statistical_level_never_turns_a_verdict_clean(info_world):
     r = audit_suspect(auditor, SuspectSpec("one-image", folders["one-image"], "innocent", "folder"),
                       statistical=_Discriminator(0.0))
     assert r.verdict.verdict == INCONCLUSIVE and r.verdict.withheld is None and r.verdict.departure
+
+
+@pytest.mark.parametrize("name", ["innocent", "infringer"])
+def test_completing_an_early_stop_asks_nothing_twice_and_gives_the_full_audits_distances(info_world, name):
+    # a suspect headed for clean under --early-stop is asked the rest for the statistical level:
+    # what early stopping asked is not asked again (it used to rerun the whole audit)
+    from attribcheck.audit.early_stop import audit_early
+    from attribcheck.models.folder_generator import FolderGenerator
+
+    auditor, folders = info_world
+    asked = []
+
+    class Counting(FolderGenerator):
+        def generate(self, prompts, seeds):
+            asked.extend(zip(prompts, seeds))
+            return super().generate(prompts, seeds)
+
+    v, q = audit_early(auditor, Counting(folders[name]), name, None, lambda verdict: True)
+    full = auditor.audit(FolderGenerator(folders[name]), name)
+    assert len(asked) == len(set(asked)) == q.full == q.asked
+    assert v.verdict == full.verdict and np.array_equal(v.distances, full.distances)
+    assert list(v.best_seeds) == list(full.best_seeds)

@@ -16,7 +16,8 @@ The verdict is therefore the full audit's, always. What differs is the evidence:
 the p-value are those of the keys matched so far (a lower bound, still on the same side of
 every threshold), a matched key's distance is the best of the seeds asked, and the report
 lists per key the seeds that were asked. The statistical level needs every key's full
-distance and is not computed from an early-stopped audit. One more difference: an answer
+distance and is not computed from an early-stopped audit; where it must read a suspect (one
+headed for clean), `complete_if` asks the rest, and nothing twice. One more difference: an answer
 never asked is never checked, so a suspect whose unasked answers would be degenerate
 gets a verdict here and an error row from the full audit.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -58,12 +60,16 @@ def settled(auditor, m: int, undecided: int, k: int) -> str | None:
     return verdicts.pop() if len(verdicts) == 1 else None
 
 
-def audit_early(auditor, generator, name: str | None = None, chunk: int | None = None) -> tuple[Verdict, Queries]:
+def audit_early(auditor, generator, name: str | None = None, chunk: int | None = None,
+                complete_if: Callable[[str], bool] | None = None) -> tuple[Verdict, Queries]:
     """The auditor's verdict on `generator`, asking no more than it takes to fix it.
 
     `chunk`: how many keys are asked at once within a round (None: the whole round, one
     batch, for models that generate in batches; 1 for an API, where every answer costs and
-    the decision can be final before the round is over)."""
+    the decision can be final before the round is over). `complete_if(verdict)`: when true
+    of the early verdict, the queries not yet asked are asked too (nothing twice), and the
+    result is the full audit's, every key's distance over every seed (a clean verdict the
+    statistical level must read first: audit/run.py)."""
     ks = auditor.keyset
     captions, targets, seeds = ks.captions, ks.images, [int(s) for s in ks.query_seeds]
     k = len(captions)
@@ -77,20 +83,32 @@ def audit_early(auditor, generator, name: str | None = None, chunk: int | None =
         undecided = sum(1 for i in range(k) if not matched[i] and len(asked[i]) < len(seeds))
         return settled(auditor, int(np.sum(matched)), undecided, k) is not None
 
+    def ask(part: list[int], seed: int) -> None:
+        d, _ = reconstruct(generator, [captions[i] for i in part], [targets[i] for i in part], [seed],
+                           auditor.distance)
+        for i, di in zip(part, d):
+            asked[i].append(seed)
+            if di < best[i]:  # strictly: ties keep the earlier seed, as the full audit's argmin does
+                best[i], best_seed[i] = di, seed
+
+    def result() -> tuple[Verdict, Queries]:
+        verdict, queries = _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
+        if complete_if is None or queries.asked == queries.full or not complete_if(verdict.verdict):
+            return verdict, queries
+        for j, seed in enumerate(seeds):  # in seed order, so each key's seeds stay in order too
+            todo = [i for i in range(k) if len(asked[i]) == j]
+            if todo:
+                ask(todo, seed)
+        return _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
+
     for seed in seeds:
         todo = [i for i in range(k) if not best[i] < auditor.delta_0]
         step = chunk or max(1, len(todo))
         for start in range(0, len(todo), step):
-            part = todo[start:start + step]
-            d, _ = reconstruct(generator, [captions[i] for i in part], [targets[i] for i in part], [seed],
-                               auditor.distance)
-            for i, di in zip(part, d):
-                asked[i].append(seed)
-                if di < best[i]:  # strictly: ties keep the earlier seed, as the full audit's argmin does
-                    best[i], best_seed[i] = di, seed
+            ask(todo[start:start + step], seed)
             if decided():
-                return _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
-    return _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
+                return result()
+    return result()
 
 
 def _verdict(auditor, generator, name, best, best_seed, asked, full) -> tuple[Verdict, Queries]:

@@ -181,11 +181,12 @@ def audit_suspect(auditor: Auditor, spec: SuspectSpec, runtime: Runtime | None =
             from attribcheck.models import kinds
 
             chunk = None if kinds.get(spec.kind).batched else 1  # an API: key by key
-            result.verdict, result.queries = audit_early(auditor, generator, spec.name, chunk)
-            if result.verdict.verdict == CLEAN and statistical is not None:
-                # nobody is cleared before the statistical level agrees, and it needs every
-                # key's distance over every seed: the full audit, for clean suspects only
-                result.verdict, result.queries = auditor.audit(generator, spec.name), None
+            # nobody is cleared before the statistical level agrees, and it needs every key's
+            # distance over every seed: a suspect headed for clean is asked the rest too
+            complete = (lambda verdict: verdict == CLEAN) if statistical is not None else None
+            result.verdict, result.queries = audit_early(auditor, generator, spec.name, chunk, complete)
+            if complete is not None and result.verdict.verdict == CLEAN:
+                result.queries = None  # completed: the full audit's distances, every query asked
         else:
             result.verdict = auditor.audit(generator, spec.name)
         if keep_images:
