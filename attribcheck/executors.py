@@ -8,17 +8,19 @@ GPU), whose client hands out the same Executor interface.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import Executor
 
 
 def local_executor(workers: int) -> Executor:
-    """`workers` spawned processes, each with an equal share of the cores as torch threads and,
-    on a machine with several GPUs, its own GPU (worker i: GPU i mod their number)."""
+    """`workers` spawned processes, each with its share of the cores as torch threads (the one
+    rule: models/protocol.py `default_threads`) and, on a machine with several GPUs, its own GPU
+    (worker i: GPU i mod their number)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    from attribcheck.models.protocol import default_threads
+
+    threads = default_threads(workers)
     spawn = get_context("spawn")  # not fork: a forked torch may deadlock in its thread pools
     return ProcessPoolExecutor(workers, spawn, _init_worker, (threads, spawn.Value("i", 0)))
 
