@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 
-from attribcheck.audit.verdict import (ATTRIBUTED, CONTRADICTION, EXPECTED_VERDICT, INCONCLUSIVE,
+from attribcheck.audit.verdict import (CONTRADICTION, EXPECTED_VERDICT, INCONCLUSIVE, reproduces_own_keys,
                                        outcome)
 
 
@@ -37,7 +37,7 @@ def assert_source_reproduces(verdict, reselect_below: float | None = None) -> No
     """The self-check: the source must be attributed to its own key set. With `reselect_below`
     (a share of the keys), a source still attributed but reproducing fewer of its keys warns
     that the key set should be re-selected from this checkpoint."""
-    if verdict.verdict != ATTRIBUTED:
+    if not reproduces_own_keys(verdict):
         raise AssertionError(
             f"the source is not attributed to its own keys (found {verdict.verdict}: {verdict.reason()}); "
             f"the key set is stale, or the source checkpoint or sampler changed [{verdict.evidence()}]")

@@ -60,6 +60,7 @@ MAX_ENTRY_BYTES = 64 * 2**20
 MAX_ARRAY_BYTES = 4096 * 4096 * 3 * 4 + 4096
 MAX_BYTES = 20 * 10**9  # the whole cache's default bound (ENV_MAX_BYTES overrides)
 ENV_MAX_BYTES = "ATTRIBCHECK_CACHE_MAX_BYTES"
+RESCAN_SHARE = 1 / 16  # trim() rescans after this share of the bound written (GenerationCache._scanned)
 _READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -93,6 +94,12 @@ class GenerationCache:
         self.folder = self.root / SUBDIR
         env = os.environ.get(ENV_MAX_BYTES, "")
         self.max_bytes = max_bytes if max_bytes is not None else int(env) if env.isdigit() else MAX_BYTES
+        # trim()'s view of the folder's size: the last scan's total plus what this process wrote
+        # since. A scan lists every entry (24,000 for a paper-sized selection), so trim() scans
+        # only when the estimate passes the bound or this process has written RESCAN_SHARE of it
+        # since (other processes' writes are seen at that scan: each can overshoot by that share)
+        self._scanned: int | None = None
+        self._written = 0
 
     def path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npy"
@@ -189,6 +196,7 @@ class GenerationCache:
         target = self.path(key)
         self._private(target.parent)
         replace_atomically(target, hashlib.sha256(payload).digest() + payload)
+        self._written += _DIGEST + len(payload)
 
     def info(self) -> CacheInfo:
         n = size = 0
@@ -203,7 +211,10 @@ class GenerationCache:
 
     def trim(self) -> int:
         """Evict the entries read or written longest ago until the cache is within max_bytes;
-        returns how many went."""
+        returns how many went. Cheap when nothing needs to go (see `_scanned`)."""
+        if (self._scanned is not None and self._scanned + self._written <= self.max_bytes
+                and self._written <= self.max_bytes * RESCAN_SHARE):
+            return 0
         entries = []
         if self.folder.is_dir():
             for p in self.folder.glob("??/*.npy"):
@@ -224,6 +235,7 @@ class GenerationCache:
             logger.debug("cache evicted %s (%d bytes)", p.stem[:16], size)
             total -= size
             gone += 1
+        self._scanned, self._written = total, 0
         return gone
 
     def clear(self) -> int:

@@ -128,7 +128,7 @@ def _shadows_fit(args) -> int:
 
 def _keys_select(args) -> int:
     from attribcheck.data import CaptionDataset
-    from attribcheck.keys.keyset import MIN_KEYS
+    from attribcheck.keys.keyset import MIN_KEYS, NOT_PUBLIC_CHECKED
     from attribcheck.keys.select import SelectionContext, describe, get_selector
     from attribcheck.keys.thresholds import Thresholds
     from attribcheck.keys.fanout import Fanout, ModelRef
@@ -181,7 +181,7 @@ def _keys_select(args) -> int:
             distance=get_distance(args.metric), thresholds=thresholds,
             query_seeds=list(range(args.query_seeds)), progress=tick,
             public=[s.image for s in CaptionDataset.from_folder(args.public)] if args.public else (),
-            fanout=fanout)
+            private=args.private, fanout=fanout)
         try:
             ks = get_selector(args.strategy, k=args.k).select(ctx, pool)
         finally:
@@ -194,6 +194,8 @@ def _keys_select(args) -> int:
                          args.out, "keys")
     ks.save(args.out)
     _say(args, f"{len(ks)} {args.strategy} keys of {ks.candidates} candidates -> {args.out}")
+    if ks.public_check is None:  # a warning, not quiet: an owner must know before accusing anyone
+        print(f"warning: {args.out}: {NOT_PUBLIC_CHECKED}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -451,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a model trained on the source's own data (filters keys, never calibrates delta_0)")
     ks.add_argument("--public", help="the public part of the source's training data (a dataset folder): "
                     "keys within delta_0 of these images are dropped, as any model trained on them reproduces them")
+    ks.add_argument("--private", action="store_true",
+                    help="declare the source's training data private (nobody else can train on it), on record in "
+                         "the key set: without this, --public or --twin, the keys cannot support an accusation")
     ks.add_argument("--strategy", choices=["detection", "generation", "random"], default="generation")
     ks.add_argument("--prompts", help="generation strategy: a text file of candidate prompts")
     ks.add_argument("--k", type=int, default=30, help="keys to keep")

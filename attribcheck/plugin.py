@@ -516,6 +516,8 @@ def pytest_terminal_summary(terminalreporter, config):
         if e.get("keyset") and e.get("p0") is not None:
             m = e.get("min_conf_attributable")
             bar = f"attributed from conf >= {m:.3f}" if m is not None else "no conf can be attributed"
+            if not e["keyset"].get("public_check"):  # said by the key set's record, not its power
+                bar = "no suspect can be attributed: the keys were not checked against public training data"
             clean = [s for s in e.get("suspects", []) if (s.get("instance") or {}).get("verdict") == "clean"
                      and s["instance"].get("r_min") is not None]
             if clean:  # what each clean verdict rules out: its rate's upper bound lies below r_min

@@ -84,6 +84,7 @@ class StatisticalResult(_Model):
     # held out in turn: infringing shadows called innocent (no clean verdict), innocent ones called infringing
     missed_infringing: int = Field(0, ge=0)
     missed_innocent: int = Field(0, ge=0)
+    withheld: Optional[str] = None  # why an accusation was withheld (then inconclusive)
 
 
 class SuspectReport(_Model):
@@ -109,6 +110,9 @@ class KeySetInfo(_Model):
     metric: dict
     protocol: QueryProtocol
     query_seeds: list[int]
+    # how the keys were checked against public training data (KeySet.public_check); None: they
+    # were not, and this audit accuses no one
+    public_check: Optional[str] = None
 
 
 class AuditEntry(_Model):

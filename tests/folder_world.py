@@ -20,6 +20,9 @@ from attribcheck.models.folder_generator import collect
 from attribcheck.models.protocol import QueryProtocol
 
 K, SEEDS, DELTA_0 = 20, [0, 1], 0.15
+# the owner's declaration that the source's training data is private: keys built with it may
+# accuse (KeySet.public_check; tests/test_public_check.py holds the keys that may not)
+PRIVATE = {"thresholds": {"data_private": True}}
 HONEST = {"infringer": "infringing", "innocent": "innocent", "partial": "innocent"}
 
 
@@ -69,7 +72,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
         assert r_calib >= DELTA_0  # the calibration reference reproduces no key: an honest null
         keys.append(Key(f"k{i}", c, keys_img[c], dist(keys_img[c], keys_img[c]), {"calib": r_calib}))
     ks = KeySet(keys, "detection", DELTA_0, {"name": "rms", "side": None}, QueryProtocol(), SEEDS,
-                reference_roles={"calib": "calibration"}, candidates=K)
+                reference_roles={"calib": "calibration"}, candidates=K,
+                selection=PRIVATE)
     folders["keys"] = ks.save(root / "keys")
     return folders
 

@@ -4,13 +4,14 @@ import numpy as np
 from attribcheck.audit.auditor import Auditor, innocent_level, null_rate
 from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.models.protocol import QueryProtocol
+from tests.folder_world import PRIVATE
 
 
 def keyset(cal_hits: int, k: int = 20) -> KeySet:
     keys = [Key(str(i), f"c{i}", np.zeros((4, 4, 3), np.float32), 0.05,
                 {"base": 0.4, "cal": 0.05 if i < cal_hits else 0.4}) for i in range(k)]
     return KeySet(keys, "generation", 0.15, {"name": "rms"}, QueryProtocol(), [0],
-                  reference_roles={"base": "selection", "cal": "calibration"})
+                  reference_roles={"base": "selection", "cal": "calibration"}, selection=PRIVATE)
 
 
 def test_levels_come_from_held_out_references_only():

@@ -9,6 +9,7 @@ from attribcheck.lab.bench.paper import BIN_LABELS, table1, table2, held_out_mod
 from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.models.protocol import QueryProtocol
 from attribcheck.lab.world.config import WorldConfig
+from tests.folder_world import PRIVATE
 
 
 def test_table2_counts_every_key_once():
@@ -33,7 +34,7 @@ def test_table1_scores_held_out_models():
     rng = np.random.default_rng(0)
     k = 10
     ks = KeySet([Key(f"k{i}", f"c{i}", np.zeros((4, 4, 3)), 0.0) for i in range(k)], "detection", 0.15,
-                {"name": "rms"}, QueryProtocol(), [0])
+                {"name": "rms"}, QueryProtocol(), [0], selection=PRIVATE)
     prof = {}
     for i in range(6):  # shadows: infringing ones reproduce some keys
         prof[f"si{i}"] = np.r_[rng.uniform(0.02, 0.1, 5), rng.uniform(0.2, 0.4, k - 5)]

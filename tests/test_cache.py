@@ -333,3 +333,27 @@ def test_a_header_whose_shape_does_not_fit_its_bytes_is_a_miss(tmp_path, shape):
     payload = c._HEADER.pack(len(header)) + header + zlib.compress(c._shuffle(img.astype(np.float16)))
     cache.path(key).write_bytes(hashlib.sha256(payload).digest() + payload)  # a self-consistent forgery
     assert cache.get(key, "m") is None
+
+
+def test_trim_scans_only_when_the_bound_may_be_passed(tmp_path, monkeypatch):
+    """A paper-sized selection writes 24,000 answers, trimming after each batch: a scan of
+    every entry each time was quadratic. trim() now scans only when its estimate (the last
+    scan plus this process's writes) nears the bound, and still evicts once it is passed."""
+    from pathlib import Path
+
+    img = np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
+    cache = GenerationCache(tmp_path)
+    cache.put("0" * 64, img, "m")
+    size = cache.path("0" * 64).stat().st_size
+    cache = GenerationCache(tmp_path, max_bytes=40 * size)  # rescans after 40/16 = 2.5 entries written
+    scans = []
+    real_glob = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: scans.append(pattern) or real_glob(self, pattern))
+    assert cache.trim() == 0 and len(scans) == 1  # the first call always scans
+    cache.put("1" * 64, img, "m")
+    cache.put("2" * 64, img, "m")
+    assert cache.trim() == 0 and len(scans) == 1  # 2 entries written: within the slack, no scan
+    cache.put("3" * 64, img, "m")
+    assert cache.trim() == 0 and len(scans) == 2  # past the share: a scan, which finds 4 entries
+    small = GenerationCache(tmp_path, max_bytes=2 * size)
+    assert small.trim() == 2 and len(list(real_glob(cache.folder, "??/*.npy"))) == 2  # over the bound: evicted

@@ -24,7 +24,7 @@ from attribcheck.manifest import Manifest
 from attribcheck.models.spec import SuspectSpec
 from attribcheck.models.folder_generator import collect
 from attribcheck.models.protocol import QueryProtocol
-from tests.folder_world import MapGenerator, manifest_text
+from tests.folder_world import PRIVATE, MapGenerator, manifest_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HIT, MISS = 0.05, 0.4
@@ -37,7 +37,8 @@ def keyset(k: int, cal_hits: int = 0, source_hits: int | None = None, references
     keys = [Key(str(i), f"c{i}", np.zeros((4, 4, 3), np.float32), HIT if i < source_hits else MISS,
                 {"base": MISS, "cal": HIT if i < cal_hits else MISS} if references else {}) for i in range(k)]
     roles = {"base": "selection", "cal": "calibration"} if references else {}
-    return KeySet(keys, "generation", 0.15, {"name": "rms"}, QueryProtocol(), [0], reference_roles=roles)
+    return KeySet(keys, "generation", 0.15, {"name": "rms"}, QueryProtocol(), [0], reference_roles=roles,
+                  selection=PRIVATE)
 
 
 def dist(m: int, k: int) -> np.ndarray:
@@ -188,6 +189,22 @@ def test_no_stored_infringer_is_clean(capsys):
               f"{sum(r[3] == CLEAN for r in inn)} of {len(inn)}")
 
 
+def test_no_stored_innocent_is_attributed():
+    # issue 19's other half, on what the audit outputs (bench robust's plain "verdict" column is
+    # a reading the audit does not make: answers read against the untouched null). Until keys
+    # had to state their public check, the emoji world's overlap innocent was attributed with
+    # Strategy 1 and random keys selected without one (11 and 13 of 30): now inconclusive
+    as_audited = [r for r in stored_rows() if r[0] == "instance" or r[1].endswith(("/verdict_audit", "/verdict_declared"))]
+    assert len(as_audited) > 400
+    accused = [r[1] for r in as_audited if r[2] == "innocent" and r[3] == ATTRIBUTED]
+    accused += [label for label, expect, _, verdict, _ in evade_rows() if expect == "innocent" and verdict == ATTRIBUTED]
+    assert accused == []
+    overlap = json.loads((DOCS / "bench_instance.json").read_text())["datasets"]["emoji"]["verdicts"]
+    for strategy in ("detection", "random"):
+        v = overlap[strategy]["innocent-overlap-s0"]
+        assert v["p_value"] < v["alpha"] and v["verdict"] == INCONCLUSIVE and "public training data" in v["withheld"]
+
+
 # -- answers that carry no information about their captions -------------------------------------
 
 K_INFO = 40
@@ -230,7 +247,7 @@ def info_world(tmp_path_factory):
     d = get_distance({"name": "rms", "side": None})
     keys = [Key(f"k{i}", c, keys_img[c], 0.0, {"calib": d(calib[c], keys_img[c])}) for i, c in enumerate(captions)]
     ks = KeySet(keys, "detection", 0.15, {"name": "rms", "side": None}, QueryProtocol(), seeds,
-                reference_roles={"calib": "calibration"}, candidates=K_INFO)
+                reference_roles={"calib": "calibration"}, candidates=K_INFO, selection=PRIVATE)
     return Auditor(ks), folders
 
 

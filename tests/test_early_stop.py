@@ -10,6 +10,7 @@ from attribcheck.audit.auditor import Auditor
 from attribcheck.audit.early_stop import audit_early, settled, verdict_at
 from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.models.protocol import QueryProtocol
+from tests.folder_world import PRIVATE
 
 pytest_plugins = ["pytester"]
 
@@ -26,7 +27,8 @@ def keyset(rng) -> KeySet:
         refs = {"cal-a": 0.3, "cal-b": 0.1 if i < 3 else 0.3}
         keys.append(Key(f"k{i}", f"caption {i}", img, 0.01, refs))
     return KeySet(keys, "detection", DELTA_0, RMS, QueryProtocol(), SEEDS,
-                  reference_roles={"cal-a": "calibration", "cal-b": "calibration"}, candidates=K)
+                  reference_roles={"cal-a": "calibration", "cal-b": "calibration"}, candidates=K,
+                  selection=PRIVATE)
 
 
 class Offsets:

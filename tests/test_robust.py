@@ -9,6 +9,7 @@ from attribcheck.audit.auditor import Auditor
 from attribcheck.keys.keyset import Key, KeySet
 from attribcheck.models.protocol import QueryProtocol
 from attribcheck.metrics.distance import get_distance
+from tests.folder_world import PRIVATE
 
 
 def emoji_like(seed: int) -> np.ndarray:
@@ -73,7 +74,7 @@ def test_multiscale_metric_does_not_match_other_pictures():
 def _keyset(n=6, delta_0=0.15):
     keys = [Key(f"k{i}", f"caption {i}", emoji_like(i), 0.01, {"ref-calibration": 0.4}) for i in range(n)]
     return KeySet(keys, "generation", delta_0, {"name": "rms", "side": None}, QueryProtocol(), [0, 1],
-                  reference_roles={"ref-calibration": "calibration"})
+                  reference_roles={"ref-calibration": "calibration"}, selection=PRIVATE)
 
 
 def test_calibrate_carries_the_operating_point_to_a_more_lenient_metric():
@@ -132,7 +133,7 @@ def test_the_audit_reading_makes_blurred_answers_inconclusive_and_the_declared_o
     refs = ("a", "b", "c")
     keys = [Key(f"k{i}", f"c{i}", emoji_like(i), 0.0, {n: 0.4 for n in refs}) for i in range(30)]
     ks = KeySet(keys, "detection", 0.12, {"name": "rms"}, QueryProtocol(), [0], "source",
-                {n: "calibration" for n in refs})
+                {n: "calibration" for n in refs}, selection=PRIVATE)
     a = Auditor(ks, p0=0.02)
     round_trip = Postprocess.parse(["scale:0.25", "scale:4"])
     # innocents: each key's picture with the disc elsewhere, in another colour

@@ -23,6 +23,7 @@ from attribcheck.metrics.distance import RMSDistance, TiledRMSDistance, rms_dist
 from attribcheck.models.folder_generator import FolderGenerator
 from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.fit import StatisticalAuditor
+from tests.folder_world import PRIVATE
 
 SIDE = 16
 
@@ -237,7 +238,7 @@ def small_keyset():
 
     keys = [Key(f"k{i}", f"caption {i}", emoji_like(i), 0.01, {"calib": 0.5}) for i in range(6)]
     return KeySet(keys, "detection", 0.15, {"name": "rms", "side": None}, QueryProtocol(), [0, 1],
-                  reference_roles={"calib": "calibration"}, candidates=6)
+                  reference_roles={"calib": "calibration"}, candidates=6, selection=PRIVATE)
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ def test_suite_fails_readably_when_an_expectation_is_flipped(pytester):
         assert needle in out, needle
 
 
-def test_cli_keys_select_on_world_models(tmp_path):
+def test_cli_keys_select_on_world_models(tmp_path, capsys):
     """`attribcheck keys select` on real world models: Strategy 1 over a few of D_S's pairs."""
     from attribcheck.cli import main
     from attribcheck.lab.datasets import load_builtin
@@ -147,6 +147,9 @@ def test_cli_keys_select_on_world_models(tmp_path):
     for key in ks.keys:  # each key passed Strategy 1's filter, on the recorded numbers
         assert key.r_source < ks.delta_0 <= key.r_references["base"]
     assert ks.reference_roles == {"base": "selection", "ref-calibration": "calibration"}
+    # no --public, --twin or --private: the owner is told before anyone is audited that these
+    # keys accuse no one, and the key set says so
+    assert ks.public_check is None and "cannot support an accusation" in capsys.readouterr().err
     # --public: the owner's public images never become keys (cached generations: no new queries)
     data.subset([pos[s] for s in d_s[:2]]).save(tmp_path / "public")
     rc = main(["keys", "select", "--source", str(LAYOUT.model(dataset, "source")), "--data", str(tmp_path / "data"),
@@ -157,5 +160,6 @@ def test_cli_keys_select_on_world_models(tmp_path):
     private = KeySet.load(tmp_path / "keys-private")
     c = private.selection["counts"]
     assert rc == 0 and not {k.id for k in private.keys} & set(d_s[:2]) and c["public"] >= 1  # the source memorizes ~95%
+    assert "2 public training images" in private.public_check and "warning" not in capsys.readouterr().err
     assert c["candidates"] == (c.get("source_misses", 0) + c["public"] + sum(c["reproduced_by"].values())
                                + c.get("near_duplicates", 0) + c["passed"])

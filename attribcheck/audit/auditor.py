@@ -12,9 +12,9 @@ import numpy as np
 from attribcheck.audit import score
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
 from attribcheck.audit.reconstruct import reconstruct
-from attribcheck.audit.verdict import DEFAULT_R_MIN, Verdict, decide
+from attribcheck.audit.verdict import ATTRIBUTED, DEFAULT_R_MIN, INCONCLUSIVE, Verdict, decide
 from attribcheck.errors import InputError
-from attribcheck.keys.keyset import KeySet
+from attribcheck.keys.keyset import NOT_PUBLIC_CHECKED, KeySet
 from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import Generator
 
@@ -164,6 +164,8 @@ class Auditor:
         self.source_rate = score.source_rate([k.r_source for k in self.keyset.keys],
                                              min(self.delta_0, self.keyset.delta_0))
         self.distance = get_distance(self.keyset.distance)
+        # None: the keys were never checked against public training data, and accuse nobody
+        self.public_check = self.keyset.public_check
 
     @cached_property
     def keyset_hash(self) -> str:
@@ -176,7 +178,8 @@ class Auditor:
         from attribcheck.audit.power import power_report
 
         assert self.p0 is not None  # set by __post_init__
-        return power_report(len(self.keyset), self.p0, self.alpha, self.source_rate, self.r_min)
+        return power_report(len(self.keyset), self.p0, self.alpha, self.source_rate, self.r_min,
+                            cannot_accuse=None if self.public_check else NOT_PUBLIC_CHECKED)
 
     def reconstruct(self, suspect: Generator) -> tuple[np.ndarray, np.ndarray]:
         """Per key: the suspect's reconstruction distance and the query seed that reached it."""
@@ -192,7 +195,14 @@ class Auditor:
         assert self.p0 is not None  # set by __post_init__
         level = self.innocent_level if self.null_models else None
         bound = score.inheritance_upper(m, k, self.source_rate)
-        return decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min), level, bound
+        verdict = decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min)
+        if verdict == ATTRIBUTED and self.public_check is None:
+            verdict = INCONCLUSIVE  # keys anyone trained on public data reproduces prove nothing
+        return verdict, level, bound
+
+    def withheld(self, level: str, evidence: str) -> str | None:
+        """Why `level`'s accusation on `evidence` is withheld, or None when the keys may accuse."""
+        return None if self.public_check else f"{level}: {evidence}, but {NOT_PUBLIC_CHECKED}"
 
     def verdict_at(self, m: int, k: int) -> str:
         """The verdict m matches of k keys get: the full and the early-stopped audit's one rule."""
@@ -205,7 +215,9 @@ class Auditor:
         c = m / k if k else 0.0
         p = score.p_value(m, k, self.p0)
         verdict, level, bound = self._rule(m, k)
-        return Verdict(name=name, verdict=verdict, conf=c, matches=m,
+        withheld = self.withheld("instance level", f"{m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha})") \
+            if p < self.alpha else None
+        return Verdict(name=name, verdict=verdict, conf=c, matches=m, withheld=withheld,
                        k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
                        strategy=self.keyset.strategy, distances=[float(x) for x in distances],
                        innocent_level=level,

@@ -58,6 +58,8 @@ class PowerReport:
     # what p0's bound rests on (keys reproduced, innocent models measured); None: p0 was given
     null_hits: int | None = None
     null_models: int = 0
+    # why these keys accuse no one whatever they match (KeySet.public_check absent); None: they may
+    cannot_accuse: str | None = None
 
     def with_more_innocents(self, extra: int) -> tuple[float, int | None]:
         """p0's bound and the fewest attributed matches if `extra` more innocent models were
@@ -108,13 +110,16 @@ class PowerReport:
     @property
     def min_conf(self) -> float | None:
         """The smallest conf that can be attributed at alpha."""
-        return None if self.min_matches is None else self.min_matches / self.k
+        return None if self.min_matches is None or self.cannot_accuse else self.min_matches / self.k
 
     def power(self, inheritance: float) -> float:
         return power(self.k, self.p0, self.alpha, inheritance)
 
     def summary(self) -> str:
         more = "" if self.null_hits is None else f"; {self.more_innocents()}"
+        if self.cannot_accuse:
+            return (f"K={self.k}, p0={self.p0:.3f}, alpha={self.alpha}: no suspect can be attributed: "
+                    f"{self.cannot_accuse}; {self.clears()}")
         if self.min_matches is None:
             return (f"K={self.k}, p0={self.p0:.3f}, alpha={self.alpha}: no suspect can be attributed "
                     f"(even {self.k}/{self.k} matches has p >= alpha); more keys or a lower p0 are needed; "
@@ -126,5 +131,6 @@ class PowerReport:
 
 
 def power_report(k: int, p0: float, alpha: float, source_rate: float = 1.0, r_min: float = DEFAULT_R_MIN,
-                 null_hits: int | None = None, null_models: int = 0) -> PowerReport:
-    return PowerReport(k, p0, alpha, min_matches(k, p0, alpha), source_rate, r_min, null_hits, null_models)
+                 null_hits: int | None = None, null_models: int = 0, cannot_accuse: str | None = None) -> PowerReport:
+    return PowerReport(k, p0, alpha, min_matches(k, p0, alpha), source_rate, r_min, null_hits, null_models,
+                       cannot_accuse)

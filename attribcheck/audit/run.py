@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from attribcheck.audit.auditor import Auditor
-from attribcheck.audit.verdict import CLEAN, INCONCLUSIVE, Verdict, outcome
+from attribcheck.audit.verdict import (AS_EXPECTED, CLEAN, CONTRADICTION, INCONCLUSIVE, Verdict, outcome,
+                                      reproduces_own_keys)
 from attribcheck.errors import AttribcheckError
 from attribcheck.keys.keyset import KeySet
 from attribcheck.manifest import Manifest
@@ -81,8 +82,8 @@ class SuspectResult:
     def outcome(self) -> str:
         if self.verdict is None:
             return "error"
-        if self.role == "source" and self.verdict.verdict != "attributed":
-            return "contradiction"  # the self-check: nothing short of attributed passes
+        if self.role == "source":  # the self-check
+            return AS_EXPECTED if reproduces_own_keys(self.verdict) else CONTRADICTION
         return outcome(self.verdict.verdict, self.spec.expect)
 
     def report(self, auditor: Auditor | None) -> SuspectReport:
@@ -119,7 +120,7 @@ class SuspectResult:
             row.statistical = StatisticalResult(
                 verdict=sv.verdict, p_infringing=sv.p_infringing, threshold=sv.threshold, cv_accuracy=sv.cv_accuracy,
                 min_cv_accuracy=sv.min_cv_accuracy, shadows=sv.shadows, departure=sv.departure,
-                missed_infringing=sv.missed_infringing, missed_innocent=sv.missed_innocent)
+                missed_infringing=sv.missed_infringing, missed_innocent=sv.missed_innocent, withheld=sv.withheld)
             # outcome() returns one of the three as a str; the assignment is validated
             row.statistical_outcome = outcome(sv.verdict, self.spec.expect)  # type: ignore[assignment]
         return row
@@ -291,7 +292,7 @@ def keyset_info(manifest: Manifest, auditor: Auditor) -> KeySetInfo:
     keyset = auditor.keyset
     return KeySetInfo(path=str(manifest.keys), content_hash=auditor.keyset_hash, strategy=keyset.strategy,
                       k=len(keyset), delta_0=keyset.delta_0, metric=keyset.distance, protocol=keyset.protocol,
-                      query_seeds=list(keyset.query_seeds))
+                      query_seeds=list(keyset.query_seeds), public_check=auditor.public_check)
 
 
 def audit_entry(manifest: Manifest, auditor: Auditor | None, results: list[SuspectResult],

@@ -39,8 +39,9 @@ class Verdict:
     rate_bound: float = 1.0
     r_min: float = DEFAULT_R_MIN
     source_rate: float = 1.0  # the share of the keys the source itself reproduces
-    # why a clean reading was withheld (then inconclusive): another level of the audit does not
-    # clear the suspect (audit/run.py: _clean_needs_every_level)
+    # why a reading was withheld (then inconclusive): a clean one, because another level of the
+    # audit does not clear the suspect (audit/run.py: _clean_needs_every_level); an attributed
+    # one, because the keys were never checked against public data (KeySet.public_check)
     withheld: str | None = None
 
     def to_dict(self, with_distances: bool = True) -> dict:
@@ -112,6 +113,13 @@ def decide(conf: float, p_value: float, alpha: float, innocent_level: float | No
     if innocent_level is not None and conf <= innocent_level and rate_bound < r_min:
         return CLEAN
     return INCONCLUSIVE
+
+
+def reproduces_own_keys(v: Verdict) -> bool:
+    """The source's self-check: attributed to its own keys, or it would be but for keys that
+    may accuse no one (KeySet.public_check): the source is no suspect, and what the check asks is
+    whether it still reproduces its keys under the protocol."""
+    return v.verdict == ATTRIBUTED or (v.departure is None and v.p_value < v.alpha)
 
 
 AS_EXPECTED, CONTRADICTION = "as-expected", "contradiction"

@@ -20,6 +20,7 @@ from attribcheck.audit.score import RATE_CONFIDENCE
 from attribcheck.audit.verdict import Verdict
 from attribcheck.evidence.encode import data_uri
 from attribcheck.evidence.keyview import KeyView
+from attribcheck.keys.keyset import NOT_PUBLIC_CHECKED
 
 # No fetch of any kind: a page that tried would be a page that can leak or break offline.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -314,7 +315,11 @@ def _audit_html(ev: Evidence, entry: dict) -> str:
     if ks:
         out.append(f"; key set: {escape(str(ks.get('strategy', '')))}, K = {ks.get('k')}, "
                    f"content hash {escape(str(ks.get('content_hash', ''))[:16])}…; alpha {_num(entry.get('alpha'), 'g')}")
+        if ks.get("public_check"):  # what an accusation rests on besides the keys
+            out.append(f"; public data: {escape(ks['public_check'])}")
     out.append("</div>")
+    if ks and not ks.get("public_check"):
+        out.append(f'<p class="reason">No accusation: {escape(NOT_PUBLIC_CHECKED)}.</p>')
     if entry.get("error"):
         e = entry["error"]
         out.append(f'<article class="err"><p class="reason">This audit could not run ({escape(e["kind"])} error): '

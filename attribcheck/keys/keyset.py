@@ -27,6 +27,12 @@ FILENAME = "keyset.json"
 # Fewer keys than this cannot carry a verdict: with K keys the smallest p-value is p0^K, and
 # a handful of matches on a handful of keys is no evidence anyone should accuse on.
 MIN_KEYS = 5
+# why keys without a public check (KeySet.public_check) cannot accuse: said by `keys select`,
+# `keys power`, the audit's withheld verdicts and the evidence page
+NOT_PUBLIC_CHECKED = ("the keys were not checked against public training data, so they cannot support an "
+                      "accusation: a model trained on the same public images reproduces them as the source does "
+                      "(select them with --public FOLDER, a --twin reference, or --private to declare the source's "
+                      "training data private)")
 ROLES = ("selection", "calibration")
 
 
@@ -146,6 +152,29 @@ class KeySet:
     @property
     def images(self) -> list[np.ndarray]:
         return [k.image for k in self.keys]
+
+    @property
+    def public_check(self) -> str | None:
+        """How these keys were checked against what public data gives anyone, in words; None:
+        they were not, and they cannot support an accusation (audit/auditor.py). A key the source
+        reproduces because it memorized a public training image is reproduced as well by an
+        innocent model trained on that image (bench instance: an innocent trained on half of the
+        emoji world's public D_S matched 11 of 30 unchecked Strategy 1 keys). Read from the
+        selection record, which the content hash covers; a value of the wrong type counts as
+        absent, so a malformed record can only withhold an accusation, never allow one."""
+        t = self.selection.get("thresholds") if isinstance(self.selection, dict) else None
+        t = t if isinstance(t, dict) else {}
+        n, twins = t.get("public_images"), t.get("filter_only")
+        selected_by = {name for name, role in self.reference_roles.items() if role == "selection"}
+        if t.get("data_private") is True:
+            return "the owner declared the source's training data private (keys select --private)"
+        if type(n) is int and n > 0:
+            return f"keys within delta_0 of any of {n} public training images were dropped (keys select --public)"
+        if (isinstance(twins, list) and twins and all(isinstance(x, str) for x in twins)
+                and set(twins) <= selected_by):
+            return (f"keys reproduced by {', '.join(sorted(twins))}, trained on the source's own training data, "
+                    f"were dropped (keys select --twin)")
+        return None
 
     def head(self, k: int) -> "KeySet":
         """The first k keys (keys are stored best margin first)."""

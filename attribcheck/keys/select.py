@@ -45,6 +45,10 @@ class SelectionContext:
     # The owner's public training images (anyone may train on them): a key within delta_0 of
     # one is dropped, since a model trained on the same public data reproduces it innocently.
     public: Sequence[np.ndarray] = ()
+    # The owner's statement that the source's training data is private (nobody else can train
+    # on it), recorded in the key set: with `public` or a `filter_only` twin, what lets its keys
+    # support an accusation (KeySet.public_check)
+    private: bool = False
     # generations done first by an Executor's workers into the cache (keys/fanout.py); None: here
     fanout: Fanout | None = None
 
@@ -164,7 +168,8 @@ def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
 
 
 def _thresholds(ctx: SelectionContext, delta_0: float) -> dict:
-    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only), "public_images": len(ctx.public)}
+    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only), "public_images": len(ctx.public),
+            "data_private": bool(ctx.private)}
 
 
 def _quantiles(values: np.ndarray) -> dict:

@@ -22,7 +22,8 @@ from pydantic import Field
 from attribcheck.artifacts import Artifact
 from attribcheck.errors import InputError, IntegrityError
 from attribcheck.fingerprint import fingerprint
-from attribcheck.keys.keyset import KeySet
+from attribcheck.audit.verdict import ATTRIBUTED, INCONCLUSIVE
+from attribcheck.keys.keyset import NOT_PUBLIC_CHECKED, KeySet
 from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.verdict import StatisticalVerdict, decide_statistical
 
@@ -111,6 +112,9 @@ class StatisticalAuditor:
     strategy: str
     threshold: float = 0.9
     min_cv_accuracy: float = 0.8  # below it the shadows do not separate: no verdict
+    # why the key set may accuse no one (KeySet.public_check's absence), set by for_keyset;
+    # then an attributed reading is inconclusive with this reason
+    cannot_accuse: str | None = None
 
     def __post_init__(self):
         # checked here, before any suspect is scored, not when the first verdict is decided
@@ -127,7 +131,7 @@ class StatisticalAuditor:
         est = ShadowDiscriminator.load(path, keyset_hash=keyset.content_hash())
         if est.n_features_in_ != len(keyset):
             raise IntegrityError(f"profiles of {est.n_features_in_} keys for a key set of {len(keyset)}", path, "X")
-        return cls(est, keyset.strategy, **kwargs)
+        return cls(est, keyset.strategy, cannot_accuse=None if keyset.public_check else NOT_PUBLIC_CHECKED, **kwargs)
 
     def verdict(self, name: str, distances) -> StatisticalVerdict:
         d = np.asarray(distances, dtype=np.float64)
@@ -138,10 +142,13 @@ class StatisticalAuditor:
         # the guard is recomputed from the shadows' profiles, never read from the file or metadata
         cv = float(self.discriminator.guard_accuracy())
         missed = self.discriminator.held_out_misses()
-        return StatisticalVerdict(name, decide_statistical(p, self.threshold, cv, self.min_cv_accuracy, *missed), p,
-                                  self.threshold, cv, self.min_cv_accuracy, len(self.discriminator.y_fit_),
-                                  len(distances), self.strategy, missed_infringing=missed[0],
-                                  missed_innocent=missed[1])
+        verdict, withheld = decide_statistical(p, self.threshold, cv, self.min_cv_accuracy, *missed), None
+        if verdict == ATTRIBUTED and self.cannot_accuse:
+            verdict = INCONCLUSIVE
+            withheld = f"statistical level: P(infringing) {p:.3f} >= {self.threshold}, but {self.cannot_accuse}"
+        return StatisticalVerdict(name, verdict, p, self.threshold, cv, self.min_cv_accuracy,
+                                  len(self.discriminator.y_fit_), len(distances), self.strategy,
+                                  missed_infringing=missed[0], missed_innocent=missed[1], withheld=withheld)
 
 
 def innocent_profiles(path: str | Path, keyset: KeySet) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ class StatisticalVerdict:
     # held out in turn, infringing shadows it called innocent / innocent shadows it called infringing
     missed_infringing: int = 0
     missed_innocent: int = 0
+    withheld: str | None = None  # why an accusation was withheld (then inconclusive)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,6 +36,8 @@ class StatisticalVerdict:
     def reason(self) -> str:
         if self.departure:
             return self.departure
+        if self.withheld:
+            return self.withheld
         if self.cv_accuracy < self.min_cv_accuracy:
             return (f"the discriminator tells its own shadows apart only {self.cv_accuracy:.2f} of the time "
                     f"(< {self.min_cv_accuracy}): it cannot support a verdict")
