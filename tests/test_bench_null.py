@@ -24,6 +24,9 @@ def test_clopper_pearson_and_tpr_at_fpr():
     assert null.clopper_pearson(0, 100)[1] == pytest.approx(1 - 0.025 ** (1 / 100))
     lo, hi = null.clopper_pearson(3, 10)
     assert special.bdtr(3, 10, hi) == pytest.approx(0.025) and special.bdtrc(2, 10, lo) == pytest.approx(0.025)
+    # "at most 1% with 95% confidence" is one-sided: 0 of 300 reaches it, the interval's top does not
+    assert null.upper_bound(0, 300) == pytest.approx(1 - 0.05 ** (1 / 300)) and null.upper_bound(0, 300) < 0.01
+    assert special.bdtr(3, 10, null.upper_bound(3, 10)) == pytest.approx(0.05) and null.upper_bound(10, 10) == 1.0
     r = null.tpr_at_fpr(np.arange(100.0), np.array([99.5, 98.5, 50.0]), 0.01)
     assert (r["tpr"], r["fpr"], r["resolved"]) == (pytest.approx(2 / 3), 0.01, True)
     # 20 negatives resolve 5%, not 1%: TPR at zero false positives, and said so

@@ -121,8 +121,7 @@ class SuspectResult:
                 verdict=sv.verdict, p_infringing=sv.p_infringing, threshold=sv.threshold, cv_accuracy=sv.cv_accuracy,
                 min_cv_accuracy=sv.min_cv_accuracy, shadows=sv.shadows, departure=sv.departure,
                 missed_infringing=sv.missed_infringing, missed_innocent=sv.missed_innocent, withheld=sv.withheld)
-            # outcome() returns one of the three as a str; the assignment is validated
-            row.statistical_outcome = outcome(sv.verdict, self.spec.expect)  # type: ignore[assignment]
+            row.statistical_outcome = outcome(sv.verdict, self.spec.expect)
         return row
 
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Final, Literal
 
 from attribcheck.audit.score import RATE_CONFIDENCE
 
-ATTRIBUTED, INCONCLUSIVE, CLEAN = "attributed", "inconclusive", "clean"
+ATTRIBUTED: Final = "attributed"
+INCONCLUSIVE: Final = "inconclusive"
+CLEAN: Final = "clean"
 EXPECTED_VERDICT = {"infringing": ATTRIBUTED, "innocent": CLEAN}
 
 # A clean verdict rules out, at RATE_CONFIDENCE, an infringer inheriting this share (or more)
@@ -122,10 +125,14 @@ def reproduces_own_keys(v: Verdict) -> bool:
     return v.verdict == ATTRIBUTED or (v.departure is None and v.p_value < v.alpha)
 
 
-AS_EXPECTED, CONTRADICTION = "as-expected", "contradiction"
+AS_EXPECTED: Final = "as-expected"
+CONTRADICTION: Final = "contradiction"
 
 
-def outcome(verdict: str, expect: str) -> str:
+Outcome = Literal["as-expected", "contradiction", "inconclusive"]
+
+
+def outcome(verdict: str, expect: str) -> Outcome:
     """How a verdict stands to its expectation: a contradiction (an innocent attributed, an
     infringer cleared), inconclusive, or as expected. The one rule every gate reads."""
     if verdict == (ATTRIBUTED if expect == "innocent" else CLEAN):
