@@ -161,5 +161,14 @@ def test_cli_keys_select_on_world_models(tmp_path, capsys):
     c = private.selection["counts"]
     assert rc == 0 and not {k.id for k in private.keys} & set(d_s[:2]) and c["public"] >= 1  # the source memorizes ~95%
     assert "2 public training images" in private.public_check and "warning" not in capsys.readouterr().err
+    # --private: the owner's declaration, on record under the hash (cached generations again)
+    rc = main(["keys", "select", "--source", str(LAYOUT.model(dataset, "source")), "--data", str(tmp_path / "data"),
+               "--reference", str(LAYOUT.model(dataset, "base")), "--calibration",
+               str(LAYOUT.model(dataset, "ref-calibration")), "--strategy", "detection", "--k", "5",
+               "--query-seeds", "2", "--protocol", str(sampler), "--private", "--out", str(tmp_path / "keys-declared")])
+    declared = KeySet.load(tmp_path / "keys-declared")
+    assert rc == 0 and declared.selection["thresholds"]["data_private"] is True
+    assert "declared the source's training data private" in declared.public_check
+    assert [k.id for k in declared.keys] == [k.id for k in ks.keys]  # a declaration, not a filter
     assert c["candidates"] == (c.get("source_misses", 0) + c["public"] + sum(c["reproduced_by"].values())
                                + c.get("near_duplicates", 0) + c["passed"])
