@@ -172,3 +172,54 @@ def test_an_audit_with_unchecked_keys_says_why_it_accuses_no_one(world, tmp_path
     assert rows["source"]["outcome"] == "as-expected"  # the self-check asks for reproduction, not accusation
     page = next((tmp_path / "evidence").glob("*.html")).read_text()
     assert "No accusation: the keys were not checked against public training data" in page
+
+
+def test_random_keys_record_no_check_they_did_not_make():
+    """Baseline 2 applies no filter: given --public or --twin it used to record them anyway,
+    and its keys (a copier's training images) then accused an innocent trained on them."""
+    from attribcheck.keys.select import SelectionContext, get_selector
+
+    images = {f"caption {i}": np.random.default_rng(i).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+              for i in range(8)}
+
+    class Copier:  # a source that reproduces its training images (and draws something for any other prompt)
+        name = "copier"
+
+        def generate(self, prompts, seeds):
+            return [images.get(p, images["caption 0"]) for p in prompts]
+
+    from attribcheck.data.dataset import CaptionDataset, Sample
+
+    pool = CaptionDataset([Sample(f"id{i}", c, x) for i, (c, x) in enumerate(images.items())])
+    from attribcheck.keys.thresholds import Thresholds
+
+    for extra, want in (({"public": list(images.values())}, None), ({"references": {"twin": Copier()},
+                                                                     "filter_only": ("twin",)}, None),
+                        ({"private": True}, "declared")):
+        ctx = SelectionContext(source=Copier(), references=extra.pop("references", {}), query_seeds=[0],
+                               thresholds=Thresholds(mode="fixed", delta_0=0.15), **extra)
+        ks = get_selector("random", k=6).select(ctx, pool)
+        assert (ks.public_check is None) if want is None else (want in ks.public_check)
+
+
+def test_early_stop_settles_on_the_reading_so_the_self_check_holds():
+    """With unchecked keys, early stopping used to settle at 'inconclusive' after the first
+    match (clean out of reach), so the source's p-value rested on one key and its self-check
+    failed; it now asks until the reading is settled, as with checked keys."""
+    class Source:
+        name = "source"
+
+        def __init__(self, ks):
+            self.table = dict(zip(ks.captions, ks.images))
+
+        def generate(self, prompts, seeds):
+            return [self.table[p] for p in prompts]
+
+    from attribcheck.audit.verdict import reproduces_own_keys
+
+    ks = keyset({})
+    v, queries = audit_early(Auditor(ks), Source(ks), chunk=1)
+    assert v.verdict == INCONCLUSIVE and v.p_value < v.alpha and "public training data" in v.withheld
+    assert reproduces_own_keys(v)
+    checked, q2 = audit_early(Auditor(keyset(CHECKED["private"])), Source(ks), chunk=1)
+    assert checked.verdict == ATTRIBUTED and q2.asked == queries.asked  # the same queries either way

@@ -104,7 +104,10 @@ def test_discriminator_is_saved_with_its_key_set(fitted):
 
 def test_statistical_auditor_verdicts(fitted):
     _, keyset, est = fitted
-    aud = StatisticalAuditor(est, keyset.strategy)
+    # built by hand it knows no key set's public check, and accuses no one until told it may
+    unchecked = StatisticalAuditor(est, keyset.strategy).verdict("copy", np.zeros(len(keyset)) + 0.01)
+    assert unchecked.verdict == INCONCLUSIVE and "public training data" in unchecked.reason()
+    aud = StatisticalAuditor(est, keyset.strategy, cannot_accuse=None)
     copy = aud.verdict("copy", np.zeros(len(keyset)) + 0.01)
     far = aud.verdict("far", np.zeros(len(keyset)) + 0.4)
     assert copy.verdict == ATTRIBUTED and copy.p_infringing >= 0.9

@@ -190,22 +190,23 @@ class Auditor:
         return self.reconstruct(suspect)[0]
 
     def _rule(self, m: int, k: int) -> tuple[str, float | None, float]:
-        """The verdict on m of k keys, the innocent level it was held to (None: no innocent model
-        was measured) and the bound on the suspect's inheritance rate."""
+        """The reading of m of k keys before the keys' public check (attributed, clean or
+        inconclusive), the innocent level it was held to (None: no innocent model was measured)
+        and the bound on the suspect's inheritance rate."""
         assert self.p0 is not None  # set by __post_init__
         level = self.innocent_level if self.null_models else None
         bound = score.inheritance_upper(m, k, self.source_rate)
-        verdict = decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min)
-        if verdict == ATTRIBUTED and self.public_check is None:
-            verdict = INCONCLUSIVE  # keys anyone trained on public data reproduces prove nothing
-        return verdict, level, bound
+        return decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min), level, bound
 
     def withheld(self, level: str, evidence: str) -> str | None:
         """Why `level`'s accusation on `evidence` is withheld, or None when the keys may accuse."""
         return None if self.public_check else f"{level}: {evidence}, but {NOT_PUBLIC_CHECKED}"
 
     def verdict_at(self, m: int, k: int) -> str:
-        """The verdict m matches of k keys get: the full and the early-stopped audit's one rule."""
+        """The reading m matches of k keys get: the full and the early-stopped audit's one rule.
+        Before the public check: early stopping settles on the reading (the check is a fixed
+        function of it), so a withheld accusation still asks until p < alpha, and the source's
+        self-check and the report's p-value rest on as many queries as an accusation would."""
         return self._rule(m, k)[0]
 
     def score(self, name: str, distances: np.ndarray, best_seeds=None) -> Verdict:
@@ -215,8 +216,10 @@ class Auditor:
         c = m / k if k else 0.0
         p = score.p_value(m, k, self.p0)
         verdict, level, bound = self._rule(m, k)
-        withheld = self.withheld("instance level", f"{m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha})") \
-            if p < self.alpha else None
+        withheld = None
+        if verdict == ATTRIBUTED and self.public_check is None:  # keys anyone trained on public data reproduces
+            verdict = INCONCLUSIVE
+            withheld = self.withheld("instance level", f"{m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha})")
         return Verdict(name=name, verdict=verdict, conf=c, matches=m, withheld=withheld,
                        k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
                        strategy=self.keyset.strategy, distances=[float(x) for x in distances],

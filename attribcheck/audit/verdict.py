@@ -122,7 +122,8 @@ def reproduces_own_keys(v: Verdict) -> bool:
     """The source's self-check: attributed to its own keys, or it would be but for keys that
     may accuse no one (KeySet.public_check): the source is no suspect, and what the check asks is
     whether it still reproduces its keys under the protocol."""
-    return v.verdict == ATTRIBUTED or (v.departure is None and v.p_value < v.alpha)
+    p, alpha = getattr(v, "p_value", None), getattr(v, "alpha", None)  # a statistical verdict has neither
+    return v.verdict == ATTRIBUTED or (v.departure is None and p is not None and alpha is not None and p < alpha)
 
 
 AS_EXPECTED: Final = "as-expected"

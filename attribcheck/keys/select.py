@@ -167,9 +167,12 @@ def _calibrate(ctx: SelectionContext, r_refs: dict[str, np.ndarray]) -> float:
     return ctx.thresholds.choose_delta_0(pooled)
 
 
-def _thresholds(ctx: SelectionContext, delta_0: float) -> dict:
-    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only), "public_images": len(ctx.public),
-            "data_private": bool(ctx.private)}
+def _thresholds(ctx: SelectionContext, delta_0: float, filtered: bool = True) -> dict:
+    """The selection record's thresholds and what the keys were checked against. `filtered`:
+    the strategy applied the twin and public filters; Baseline 2 (random) applies none, and
+    records none, since KeySet.public_check reads these as checks made."""
+    return {**ctx.thresholds.record(delta_0), "filter_only": list(ctx.filter_only) if filtered else [],
+            "public_images": len(ctx.public) if filtered else 0, "data_private": bool(ctx.private)}
 
 
 def _quantiles(values: np.ndarray) -> dict:
@@ -328,7 +331,8 @@ class RandomSelector:
         keys = [Key(ids[i], caps[i], targets[i], float(r_s[i]), {n: float(v[i]) for n, v in r_refs.items()})
                 for i in range(len(caps))]
         counts = {"candidates": len(pool), "near_duplicates": copies, "passed": len(keys)}
-        selection = {"thresholds": _thresholds(ctx, delta_0), "counts": counts, "distinct": self.distinct}
+        selection = {"thresholds": _thresholds(ctx, delta_0, filtered=False), "counts": counts,
+                     "distinct": self.distinct}
         return ctx.keyset(keys, self.name, len(pool), selection)
 
 

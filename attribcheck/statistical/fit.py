@@ -112,9 +112,10 @@ class StatisticalAuditor:
     strategy: str
     threshold: float = 0.9
     min_cv_accuracy: float = 0.8  # below it the shadows do not separate: no verdict
-    # why the key set may accuse no one (KeySet.public_check's absence), set by for_keyset;
-    # then an attributed reading is inconclusive with this reason
-    cannot_accuse: str | None = None
+    # why the key set may accuse no one (then an attributed reading is inconclusive with this
+    # reason); for_keyset sets it from KeySet.public_check. Built by hand, the auditor knows no
+    # key set, so it accuses no one until the caller says the keys may (None)
+    cannot_accuse: str | None = NOT_PUBLIC_CHECKED
 
     def __post_init__(self):
         # checked here, before any suspect is scored, not when the first verdict is decided
