@@ -30,6 +30,38 @@ def tool_version() -> str:
     return __version__
 
 
+# No artifact nests deeper than a few levels; a hostile file nested near the parser's limit
+# (about 990) loads, then overflows the stack of whatever walks it next (a content hash)
+MAX_DEPTH = 32
+
+
+def too_deep_at(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The dotted path where parsed JSON nests deeper than `limit`, or None (walked without
+    recursion, so the check itself cannot overflow)."""
+    stack = [(value, "", 0)]
+    while stack:
+        item, at, depth = stack.pop()
+        if depth > limit:
+            return at or "(top)"
+        if isinstance(item, dict):
+            stack.extend((v, f"{at}.{k}" if at else str(k), depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{at}.{i}" if at else str(i), depth + 1) for i, v in enumerate(item))
+    return None
+
+
+def plain_json_problem(data: Any) -> tuple[str, str] | None:
+    """(field, message) for parsed JSON no artifact holds: nested past MAX_DEPTH, or a NaN or
+    infinity anywhere; None when it is plain."""
+    deep = too_deep_at(data)
+    if deep:
+        return deep, f"nested deeper than {MAX_DEPTH} levels"
+    bad = nonfinite_at(data)
+    if bad:
+        return bad, f"{_at(data, bad)!r} is not a finite number (standard JSON has no NaN or Infinity)"
+    return None
+
+
 def nonfinite_at(value: Any, at: str = "") -> str | None:
     """The dotted path of the first NaN or infinity in parsed JSON, or None. JSON's parser
     reads `NaN` and `1e999`; a schema field of type Any would let them through, and a NaN
@@ -94,9 +126,9 @@ def load_data(path: str | Path, fmt: str, version: int, error: type[AttribcheckE
     path = Path(path)
     data = read_json_object(path)
     check_stamp(data, fmt, version, version, path, error, default_version=default_version)
-    bad = nonfinite_at(data)
-    if bad:
-        raise error(f"{_at(data, bad)!r} is not a finite number (standard JSON has no NaN or Infinity)", path, bad)
+    problem = plain_json_problem(data)
+    if problem:
+        raise error(problem[1], path, problem[0])
     return {k: v for k, v in data.items() if k not in ("format", "format_version", "tool_version")}
 
 
@@ -139,10 +171,9 @@ class Artifact(BaseModel):
         default = cls.model_fields["format_version"].default
         check_stamp(data, cls.FORMAT, cls.FORMAT_VERSION, cls.OLDEST_VERSION or cls.FORMAT_VERSION, path,
                     cls.ERROR, cls.UPGRADE, default if isinstance(default, int) else None)
-        bad = nonfinite_at(data)
-        if bad:
-            raise cls.ERROR(f"{_at(data, bad)!r} is not a finite number (standard JSON has no NaN or Infinity)",
-                            path, bad)
+        problem = plain_json_problem(data)
+        if problem:
+            raise cls.ERROR(problem[1], path, problem[0])
         try:
             artifact = cls.model_validate(data)
         except ValidationError as e:

@@ -263,3 +263,20 @@ def test_committed_files_load_byte_for_byte_untouched():
         stamped = "tool_version" in json.loads(p.read_text())
         assert stamped == (p.relative_to(ROOT).as_posix() in RESAVED), f"{p}: older than the stamp, and left so"
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in COMMITTED} == before
+
+
+@pytest.mark.parametrize("name", sorted(ARTIFACTS))
+def test_deep_nesting_is_one_line(tmp_path, name):
+    """Nested near the parser's limit a file used to load, then overflow the stack of the next
+    walk over it (a key set's content hash): refused at load, naming where."""
+    from attribcheck.artifacts import MAX_DEPTH
+
+    make, load, error = ARTIFACTS[name]
+    path = make(tmp_path)
+    data = json.loads(path.read_text())
+    deep: list = []
+    for _ in range(900):
+        deep = [deep]
+    path.write_text(json.dumps({**data, "surprise": deep}))
+    err = _error(load, path)
+    assert isinstance(err, error) and f"deeper than {MAX_DEPTH}" in err.message and err.field.startswith("surprise.0")
