@@ -198,10 +198,6 @@ class Auditor:
         bound = score.inheritance_upper(m, k, self.source_rate)
         return decide(m / k if k else 0.0, score.p_value(m, k, self.p0), self.alpha, level, bound, self.r_min), level, bound
 
-    def withheld(self, level: str, evidence: str) -> str | None:
-        """Why `level`'s accusation on `evidence` is withheld, or None when the keys may accuse."""
-        return None if self.public_check else f"{level}: {evidence}, but {NOT_PUBLIC_CHECKED}"
-
     def verdict_at(self, m: int, k: int) -> str:
         """The reading m matches of k keys get: the full and the early-stopped audit's one rule.
         Before the public check: early stopping settles on the reading (the check is a fixed
@@ -219,7 +215,7 @@ class Auditor:
         withheld = None
         if verdict == ATTRIBUTED and self.public_check is None:  # keys anyone trained on public data reproduces
             verdict = INCONCLUSIVE
-            withheld = self.withheld("instance level", f"{m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha})")
+            withheld = f"instance level: {m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha}), but {NOT_PUBLIC_CHECKED}"
         return Verdict(name=name, verdict=verdict, conf=c, matches=m, withheld=withheld,
                        k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
                        strategy=self.keyset.strategy, distances=[float(x) for x in distances],
