@@ -12,9 +12,9 @@ import numpy as np
 from attribcheck.audit import score
 from attribcheck.audit.conformance import DEFAULT_MIN_SHARPNESS
 from attribcheck.audit.reconstruct import reconstruct
-from attribcheck.audit.verdict import ATTRIBUTED, DEFAULT_R_MIN, INCONCLUSIVE, Verdict, decide
+from attribcheck.audit.verdict import DEFAULT_R_MIN, Verdict, decide, withhold_accusation
 from attribcheck.errors import InputError
-from attribcheck.keys.keyset import NOT_PUBLIC_CHECKED, KeySet
+from attribcheck.keys.keyset import KeySet
 from attribcheck.metrics.distance import get_distance
 from attribcheck.models.generator import Generator
 
@@ -179,7 +179,7 @@ class Auditor:
 
         assert self.p0 is not None  # set by __post_init__
         return power_report(len(self.keyset), self.p0, self.alpha, self.source_rate, self.r_min,
-                            cannot_accuse=None if self.public_check else NOT_PUBLIC_CHECKED)
+                            cannot_accuse=self.keyset.cannot_accuse)
 
     def reconstruct(self, suspect: Generator) -> tuple[np.ndarray, np.ndarray]:
         """Per key: the suspect's reconstruction distance and the query seed that reached it."""
@@ -211,11 +211,9 @@ class Auditor:
         m = score.matches(distances, self.delta_0)
         c = m / k if k else 0.0
         p = score.p_value(m, k, self.p0)
-        verdict, level, bound = self._rule(m, k)
-        withheld = None
-        if verdict == ATTRIBUTED and self.public_check is None:  # keys anyone trained on public data reproduces
-            verdict = INCONCLUSIVE
-            withheld = f"instance level: {m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha}), but {NOT_PUBLIC_CHECKED}"
+        reading, level, bound = self._rule(m, k)
+        verdict, withheld = withhold_accusation(reading, self.keyset.cannot_accuse,
+                                                f"instance level: {m}/{k} keys matched (p-value {p:.3g} < alpha {self.alpha})")
         return Verdict(name=name, verdict=verdict, conf=c, matches=m, withheld=withheld,
                        k=k, p0=self.p0, p_value=p, alpha=self.alpha, delta_0=self.delta_0,
                        strategy=self.keyset.strategy, distances=[float(x) for x in distances],

@@ -118,6 +118,15 @@ def decide(conf: float, p_value: float, alpha: float, innocent_level: float | No
     return INCONCLUSIVE
 
 
+def withhold_accusation(verdict: str, cannot_accuse: str | None, evidence: str) -> tuple[str, str | None]:
+    """(verdict, why it was withheld): an attributed reading from keys that may accuse no one
+    (KeySet.cannot_accuse) is inconclusive, with the evidence and the reason; any other
+    reading stands. Both levels apply it (Auditor.score, StatisticalAuditor.verdict)."""
+    if verdict == ATTRIBUTED and cannot_accuse:
+        return INCONCLUSIVE, f"{evidence}, but {cannot_accuse}"
+    return verdict, None
+
+
 def reproduces_own_keys(v: Verdict) -> bool:
     """The source's self-check: attributed to its own keys, or it would be but for keys that
     may accuse no one (KeySet.public_check): the source is no suspect, and what the check asks is

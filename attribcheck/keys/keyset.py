@@ -176,6 +176,11 @@ class KeySet:
                     f"were dropped (keys select --twin)")
         return None
 
+    @property
+    def cannot_accuse(self) -> str | None:
+        """Why these keys accuse no one (NOT_PUBLIC_CHECKED), or None when they may."""
+        return None if self.public_check else NOT_PUBLIC_CHECKED
+
     def head(self, k: int) -> "KeySet":
         """The first k keys (keys are stored best margin first)."""
         return KeySet(self.keys[:k], self.strategy, self.delta_0, self.distance, self.protocol,

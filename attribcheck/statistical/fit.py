@@ -22,7 +22,7 @@ from pydantic import Field
 from attribcheck.artifacts import Artifact
 from attribcheck.errors import InputError, IntegrityError
 from attribcheck.fingerprint import fingerprint
-from attribcheck.audit.verdict import ATTRIBUTED, INCONCLUSIVE
+from attribcheck.audit.verdict import withhold_accusation
 from attribcheck.keys.keyset import NOT_PUBLIC_CHECKED, KeySet
 from attribcheck.statistical.discriminator import ShadowDiscriminator
 from attribcheck.statistical.verdict import StatisticalVerdict, decide_statistical
@@ -132,7 +132,7 @@ class StatisticalAuditor:
         est = ShadowDiscriminator.load(path, keyset_hash=keyset.content_hash())
         if est.n_features_in_ != len(keyset):
             raise IntegrityError(f"profiles of {est.n_features_in_} keys for a key set of {len(keyset)}", path, "X")
-        return cls(est, keyset.strategy, cannot_accuse=None if keyset.public_check else NOT_PUBLIC_CHECKED, **kwargs)
+        return cls(est, keyset.strategy, cannot_accuse=keyset.cannot_accuse, **kwargs)
 
     def verdict(self, name: str, distances) -> StatisticalVerdict:
         d = np.asarray(distances, dtype=np.float64)
@@ -143,10 +143,9 @@ class StatisticalAuditor:
         # the guard is recomputed from the shadows' profiles, never read from the file or metadata
         cv = float(self.discriminator.guard_accuracy())
         missed = self.discriminator.held_out_misses()
-        verdict, withheld = decide_statistical(p, self.threshold, cv, self.min_cv_accuracy, *missed), None
-        if verdict == ATTRIBUTED and self.cannot_accuse:
-            verdict = INCONCLUSIVE
-            withheld = f"statistical level: P(infringing) {p:.3f} >= {self.threshold}, but {self.cannot_accuse}"
+        verdict, withheld = withhold_accusation(decide_statistical(p, self.threshold, cv, self.min_cv_accuracy, *missed),
+                                                self.cannot_accuse,
+                                                f"statistical level: P(infringing) {p:.3f} >= {self.threshold}")
         return StatisticalVerdict(name, verdict, p, self.threshold, cv, self.min_cv_accuracy,
                                   len(self.discriminator.y_fit_), len(distances), self.strategy,
                                   missed_infringing=missed[0], missed_innocent=missed[1], withheld=withheld)
