@@ -66,8 +66,8 @@ def audit_early(auditor, generator, name: str | None = None, chunk: int | None =
 
     `chunk`: how many keys are asked at once within a round (None: the whole round, one
     batch, for models that generate in batches; 1 for an API, where every answer costs and
-    the decision can be final before the round is over). `complete_if(verdict)`: when true
-    of the early verdict, the queries not yet asked are asked too (nothing twice), and the
+    the decision can be final before the round is over). `complete_if(reading)`: when true
+    of the early reading (Auditor.verdict_at), the queries not yet asked are asked too (nothing twice), and the
     result is the full audit's, every key's distance over every seed (a clean verdict the
     statistical level must read first: audit/run.py)."""
     ks = auditor.keyset
@@ -92,13 +92,14 @@ def audit_early(auditor, generator, name: str | None = None, chunk: int | None =
                 best[i], best_seed[i] = di, seed
 
     def result() -> tuple[Verdict, Queries]:
-        verdict, queries = _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
-        if complete_if is None or queries.asked == queries.full or not complete_if(verdict.verdict):
-            return verdict, queries
-        for j, seed in enumerate(seeds):  # in seed order, so each key's seeds stay in order too
-            todo = [i for i in range(k) if len(asked[i]) == j]
-            if todo:
-                ask(todo, seed)
+        # the early reading (a key never asked is a miss, as _verdict scores it) decides whether
+        # the rest is asked; the verdict is scored once, on what was asked in the end
+        reading = auditor.verdict_at(int(np.sum(best < auditor.delta_0)), k)
+        if complete_if is not None and complete_if(reading):
+            for j, seed in enumerate(seeds):  # in seed order, so each key's seeds stay in order too
+                todo = [i for i in range(k) if len(asked[i]) == j]
+                if todo:
+                    ask(todo, seed)
         return _verdict(auditor, generator, name, best, best_seed, asked, k * len(seeds))
 
     for seed in seeds:
