@@ -25,8 +25,9 @@ def test_clopper_pearson_and_tpr_at_fpr():
     lo, hi = null.clopper_pearson(3, 10)
     assert special.bdtr(3, 10, hi) == pytest.approx(0.025) and special.bdtrc(2, 10, lo) == pytest.approx(0.025)
     # "at most 1% with 95% confidence" is one-sided: 0 of 300 reaches it, the interval's top does not
-    assert null.upper_bound(0, 300) == pytest.approx(1 - 0.05 ** (1 / 300)) and null.upper_bound(0, 300) < 0.01
-    assert special.bdtr(3, 10, null.upper_bound(3, 10)) == pytest.approx(0.05) and null.upper_bound(10, 10) == 1.0
+    bound = null.rate(0, 300)["upper95"]
+    assert bound == pytest.approx(1 - 0.05 ** (1 / 300)) and bound < 0.01 < null.rate(0, 300)["ci95"][1]
+    assert special.bdtr(3, 10, null.rate(3, 10)["upper95"]) == pytest.approx(0.05) and null.rate(10, 10)["upper95"] == 1.0
     r = null.tpr_at_fpr(np.arange(100.0), np.array([99.5, 98.5, 50.0]), 0.01)
     assert (r["tpr"], r["fpr"], r["resolved"]) == (pytest.approx(2 / 3), 0.01, True)
     # 20 negatives resolve 5%, not 1%: TPR at zero false positives, and said so
@@ -131,7 +132,7 @@ def test_the_stored_null_run_meets_the_issue_target():
     r = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench_null.json").read_text())
     fa = r["false_attribution"]["suite p0"]
     assert r["models"]["cheap_innocents"] >= 300 and fa["of"] == r["models"]["cheap_innocents"]
-    assert fa["upper95"] == pytest.approx(null.upper_bound(fa["count"], fa["of"])) and fa["upper95"] <= 0.01
+    assert fa["upper95"] == pytest.approx(null.rate(fa["count"], fa["of"])["upper95"]) and fa["upper95"] <= 0.01
     for name, cal in r["calibration"].items():
         for u, share in cal["share_at_most"].items():
             assert share <= float(u) + 1e-9, (name, u)  # conservative at every level

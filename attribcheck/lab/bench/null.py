@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from attribcheck.audit.score import p0_upper, p_value
+from attribcheck.audit.score import p0_upper, p_value, rate_upper
 
 FPR = 0.01  # the field's operating point (LiRA); 0.1% needs 1,000 innocents
 OWNER_SIZES = (1, 5, 13)  # innocent models an owner might have (13: the partial world's suite)
@@ -39,16 +39,12 @@ def clopper_pearson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return lo, hi
 
 
-def upper_bound(x: int, n: int, level: float = 0.95) -> float:
-    """One-sided exact upper confidence bound on a rate seen as x of n: what "at most r with
-    95% confidence" claims (0 of 300 gives 0.0099; the two-sided interval's top is 0.0122)."""
-    return 1.0 if x == n else float(special.betaincinv(x + 1, n - x, level))
-
-
 def rate(x: int, n: int) -> dict:
+    """x of n, its two-sided 95% interval and its one-sided 95% upper bound (what "at most r
+    with 95% confidence" claims: 0 of 300 gives 0.0099, the interval's top 0.0122)."""
     lo, hi = clopper_pearson(x, n)
     return {"count": int(x), "of": int(n), "rate": x / n if n else None, "ci95": [lo, hi],
-            "upper95": upper_bound(x, n)}
+            "upper95": rate_upper(x, n) if n else None}
 
 
 def counts(D: np.ndarray, delta_0: float) -> np.ndarray:
